@@ -1,0 +1,56 @@
+# printapi: `make run` serves the demo on 127.0.0.1:8080, `make test` runs the suite.
+# Both build .venv first. Without DATABASE_URL they use an embedded PostgreSQL under var/.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+PYTEST := $(BIN)/pytest
+RUFF := $(BIN)/ruff
+PRINTAPI := $(BIN)/printapi
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: all
+all: lint test
+
+.PHONY: help
+help:
+	@echo "make run      serve the demo data on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	@echo "make test     run the test suite (DATABASE_URL=... to use a server of yours)"
+	@echo "make lint     check the code's form with ruff"
+	@echo "make format   let ruff fix the form"
+	@echo "make install  build $(VENV) with the service and its test tools"
+	@echo "make clean    remove $(VENV), var/ and caches"
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed
+
+.PHONY: run
+run: install
+	PRINTAPI_HOST=$(HOST) PRINTAPI_PORT=$(PORT) $(PRINTAPI) serve --demo
+
+.PHONY: test
+test: install
+	$(PYTEST) $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install
+	$(RUFF) check service tests
+	$(RUFF) format --check service tests
+
+.PHONY: format
+format: install
+	$(RUFF) check --fix service tests
+	$(RUFF) format service tests
+
+.PHONY: clean
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

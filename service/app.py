@@ -1,0 +1,78 @@
+"""The application factory: routes, middleware, and the pool's life in a cleanup context."""
+
+import logging
+
+from aiohttp import web
+from aiohttp_session import session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from service.db import create_pool
+from service.handlers import LoginView, LogoutView, PrintsView, PrintView
+from service.keys import POOL, QUERIES, SETTINGS
+from service.middleware import (
+    auth_middleware,
+    connection_middleware,
+    error_middleware,
+    ownership_middleware,
+)
+from service.queries import Queries
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "printapi_session"
+
+
+def _add(app: web.Application, path: str, view) -> None:
+    """Routes ``path`` with its trailing slash and without it: clients use both."""
+    app.router.add_view(path, view)
+    app.router.add_view(path.rstrip("/"), view)
+
+
+def create_app(settings: Settings, extra_routes=()) -> web.Application:
+    """Builds the app for ``settings``, whose database_url must name the database to use.
+
+    ``extra_routes`` are (path, view) pairs added behind the same middleware; tests use them
+    to show that a handler cannot reach what the middleware refuses.
+    """
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url")
+
+    storage = EncryptedCookieStorage(
+        settings.session_key(),
+        cookie_name=SESSION_COOKIE,
+        max_age=settings.session_max_age,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Lax",
+        path="/",
+    )
+    app = web.Application(
+        middlewares=[
+            error_middleware,
+            session_middleware(storage),
+            connection_middleware,
+            auth_middleware,
+            ownership_middleware,
+        ]
+    )
+    app[SETTINGS] = settings
+    app[QUERIES] = Queries()
+
+    _add(app, "/api/v1/prints/", PrintsView)
+    for prefix in ("/api/v1/prints/", "/api/v1/print/"):
+        _add(app, prefix + "{print_id}/", PrintView)
+    _add(app, "/api/v1/auth/login/", LoginView)
+    _add(app, "/api/v1/auth/logout/", LogoutView)
+    for path, view in extra_routes:
+        app.router.add_view(path, view)
+
+    app.cleanup_ctx.append(_pool_context)
+    return app
+
+
+async def _pool_context(app: web.Application):
+    settings = app[SETTINGS]
+    app[POOL] = await create_pool(settings.database_url, settings)
+    yield
+    await app[POOL].close()

@@ -1,0 +1,302 @@
+"""The ``printapi`` command line: migrate, serve, users and tokens, import, export, demo data."""
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import re
+import sys
+
+import asyncpg
+import attrs
+
+from service import embedded
+from service.auth import hash_password, new_token, token_digest
+from service.migrate import MigrationError, migrate, pending
+from service.queries import Queries, SQLLoadError
+from service.settings import Settings, SettingsError
+from service.transfer import ImportDataError, export_document, import_document
+
+logger = logging.getLogger("service.cli")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+
+
+class CommandError(Exception):
+    """A command cannot do what it was asked; the message is for the person who asked."""
+
+
+@contextlib.contextmanager
+def database(settings: Settings):
+    """The settings with a database_url: DATABASE_URL, or the embedded server started for it."""
+    if settings.database_url:
+        yield settings
+        return
+    server = embedded.start(settings.var_dir)
+    try:
+        yield attrs.evolve(settings, database_url=server.get_uri())
+    finally:
+        embedded.stop(server)
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(settings.database_url, server_settings={"timezone": "UTC"})
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CommandError(f"cannot connect to the database: {error}") from error
+
+
+def _run(settings: Settings, work) -> None:
+    """Runs ``work(connection, queries)`` against the configured database, then closes it."""
+    queries = Queries()
+
+    async def main():
+        connection = await _connect(settings)
+        try:
+            return await work(connection, queries)
+        finally:
+            await connection.close()
+
+    with database(settings) as ready:
+        settings = ready
+        return asyncio.run(main())
+
+
+def cmd_migrate(settings: Settings, args) -> None:
+    async def work(connection, queries):
+        done = await migrate(connection, queries)
+        print("applied: " + ", ".join(done) if done else "migrations are up to date")
+
+    _run(settings, work)
+
+
+def _read_password(email: str) -> str:
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {email}: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CommandError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def cmd_create_user(settings: Settings, args) -> None:
+    if not _EMAIL.match(args.email):
+        raise CommandError(f"{args.email!r} is not an email address")
+    password_hash = hash_password(_read_password(args.email))
+
+    async def work(connection, queries):
+        try:
+            user_id = await connection.fetchval(
+                queries.create_user.text, args.email, password_hash
+            )
+        except asyncpg.UniqueViolationError:
+            raise CommandError(f"a user with the email {args.email} exists already") from None
+        print(f"created user {user_id} ({args.email})", file=sys.stderr)
+
+    _run(settings, work)
+
+
+async def _create_token(connection, queries, email: str) -> str:
+    user = await connection.fetchrow(queries.find_user_by_email.text, email)
+    if user is None:
+        raise CommandError(f"no user has the email {email}")
+    token = new_token()
+    await connection.execute(queries.create_token.text, user["id"], token_digest(token))
+    return token
+
+
+def cmd_create_token(settings: Settings, args) -> None:
+    async def work(connection, queries):
+        print(await _create_token(connection, queries, args.email))
+
+    _run(settings, work)
+
+
+def cmd_revoke_token(settings: Settings, args) -> None:
+    async def work(connection, queries):
+        revoked_at = await connection.fetchval(queries.revoke_token.text, token_digest(args.token))
+        if revoked_at is None:
+            raise CommandError("no such token")
+        print(f"revoked (since {revoked_at.isoformat()})", file=sys.stderr)
+
+    _run(settings, work)
+
+
+def cmd_import(settings: Settings, args) -> None:
+    try:
+        if args.file == "-":
+            document = json.load(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as file:
+                document = json.load(file)
+    except OSError as error:
+        raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
+    except (ValueError, RecursionError) as error:
+        raise CommandError(f"{args.file} is not valid JSON: {error}") from None
+
+    async def work(connection, queries):
+        counts = await import_document(connection, queries, document)
+        print(
+            "imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items()), file=sys.stderr
+        )
+
+    _run(settings, work)
+
+
+def cmd_export(settings: Settings, args) -> None:
+    from service.models import dumps
+
+    async def work(connection, queries):
+        await export_document(connection, queries, sys.stdout.write, dumps)
+        sys.stdout.flush()
+
+    _run(settings, work)
+
+
+async def seed_demo(connection, queries) -> str:
+    """Fills an empty database with the demo history; returns a new token for the demo user."""
+    from service.demo import DEMO_EMAIL, demo_document
+
+    if not await connection.fetchval(queries.database_is_empty.text):
+        raise CommandError("the database is not empty; seed-demo only fills an empty one")
+    await import_document(connection, queries, demo_document())
+    return await _create_token(connection, queries, DEMO_EMAIL)
+
+
+def cmd_seed_demo(settings: Settings, args) -> None:
+    async def work(connection, queries):
+        print(await seed_demo(connection, queries))
+
+    _run(settings, work)
+
+
+def cmd_serve(settings: Settings, args) -> None:
+    from service.server import serve
+
+    settings = attrs.evolve(
+        settings,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+    )
+    with database(settings) as ready:
+        if args.demo:
+            asyncio.run(_prepare_demo(ready))
+        else:
+            asyncio.run(_check_migrated(ready))
+        serve(ready, unix_path=args.unix, workers=args.workers)
+
+
+async def _check_migrated(settings: Settings) -> None:
+    connection = await _connect(settings)
+    try:
+        waiting = await pending(connection, Queries())
+    finally:
+        await connection.close()
+    if waiting:
+        raise CommandError(f"migrations not applied: {', '.join(waiting)}; run: printapi migrate")
+
+
+async def _prepare_demo(settings: Settings) -> None:
+    """Migrates, seeds an empty database, and prints a curl line with a fresh demo token."""
+    from service.demo import DEMO_EMAIL, DEMO_PASSWORD
+
+    connection = await _connect(settings)
+    queries = Queries()
+    try:
+        await migrate(connection, queries)
+        if await connection.fetchval(queries.database_is_empty.text):
+            print("filling the empty database with demo data...", file=sys.stderr)
+            token = await seed_demo(connection, queries)
+        else:
+            token = await _create_token(connection, queries, DEMO_EMAIL)
+    except CommandError:
+        print(f"no {DEMO_EMAIL} user in this database: no demo token", file=sys.stderr)
+        return
+    finally:
+        await connection.close()
+
+    url = (
+        f"http://{settings.host}:{settings.port}/api/v1/prints/?start=0&limit=12&sorting=date_desc"
+    )
+    print(f"\nDemo user: {DEMO_EMAIL} (password {DEMO_PASSWORD})")
+    print(f"Try:\n  curl -H 'Authorization: Bearer {token}' '{url}'\n", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="printapi",
+        description="The print history API. DATABASE_URL names the database; when it is "
+        "unset, an embedded PostgreSQL under var/ is used.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    command = commands.add_parser("migrate", help="apply the migrations not yet applied")
+    command.set_defaults(run=cmd_migrate)
+
+    command = commands.add_parser("serve", help="run the service")
+    command.add_argument("--host", help="address to listen on (default: PRINTAPI_HOST)")
+    command.add_argument("--port", type=int, help="port to listen on (default: PRINTAPI_PORT)")
+    command.add_argument("--unix", metavar="PATH", help="listen on this unix socket instead")
+    command.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the socket (default: 1)",
+    )
+    command.add_argument(
+        "--demo",
+        action="store_true",
+        help="migrate, fill an empty database with demo data, print a token",
+    )
+    command.set_defaults(run=cmd_serve)
+
+    command = commands.add_parser("create-user", help="create a user; password on stdin")
+    command.add_argument("email")
+    command.set_defaults(run=cmd_create_user)
+
+    command = commands.add_parser("create-token", help="print a new API token for a user")
+    command.add_argument("email")
+    command.set_defaults(run=cmd_create_token)
+
+    command = commands.add_parser("revoke-token", help="revoke an API token")
+    command.add_argument("token")
+    command.set_defaults(run=cmd_revoke_token)
+
+    command = commands.add_parser("import", help="load users, printers, prints and feedbacks")
+    command.add_argument("file", help="a JSON file in the import format, or - for stdin")
+    command.set_defaults(run=cmd_import)
+
+    command = commands.add_parser("export", help="write everything in the import format")
+    command.set_defaults(run=cmd_export)
+
+    command = commands.add_parser("seed-demo", help="fill an empty database with demo data")
+    command.set_defaults(run=cmd_seed_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_environ()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        args.run(settings, args)
+    except (CommandError, SettingsError, ImportDataError, MigrationError, SQLLoadError) as error:
+        print(f"printapi {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

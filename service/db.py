@@ -1,0 +1,87 @@
+"""The data layer: the connection pool, and the runner that binds every statement to a user."""
+
+import contextlib
+import logging
+
+import asyncpg
+
+from service.queries import Queries, Query
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailableError(Exception):
+    """No connection could be had in time: the database is down, or every connection is busy."""
+
+
+async def create_pool(dsn: str, settings) -> asyncpg.Pool:
+    """Opens the pool the app shares; statements that run too long are cancelled server-side."""
+    timeout_ms = str(int(settings.statement_timeout * 1000))
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        server_settings={
+            "application_name": "printapi",
+            "statement_timeout": timeout_ms,
+            "timezone": "UTC",
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def acquire(pool: asyncpg.Pool, timeout: float):
+    """A pooled connection, or DatabaseUnavailableError when none comes within ``timeout``."""
+    try:
+        connection = await pool.acquire(timeout=timeout)
+    except (
+        TimeoutError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+    ) as error:
+        raise DatabaseUnavailableError(str(error) or type(error).__name__) from error
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)
+
+
+class UserData:
+    """Runs statements from sql/ on behalf of one authenticated user.
+
+    The user's id is always bound as ``$1``, so every statement a handler runs is written
+    for one user and cannot be called for another: handlers get this object, never a bare
+    connection.
+    """
+
+    def __init__(self, connection: asyncpg.Connection, queries: Queries, user_id: int) -> None:
+        self.connection = connection
+        self.queries = queries
+        self.user_id = user_id
+
+    def _statement(self, name: str) -> Query:
+        query = getattr(self.queries, name)
+        if query.parameter_count == 0:
+            raise ValueError(f"sql/{name}.sql takes no user id and cannot run for a user")
+        return query
+
+    async def fetch(self, name: str, *args) -> list[asyncpg.Record]:
+        """All rows of statement ``name`` run with (user id, *args)."""
+        return await self.connection.fetch(self._statement(name).text, self.user_id, *args)
+
+    async def fetchrow(self, name: str, *args) -> asyncpg.Record | None:
+        """The first row of statement ``name`` run with (user id, *args), or None."""
+        return await self.connection.fetchrow(self._statement(name).text, self.user_id, *args)
+
+    async def execute(self, name: str, *args) -> str:
+        """Runs statement ``name`` with (user id, *args); returns the command status."""
+        return await self.connection.execute(self._statement(name).text, self.user_id, *args)
+
+    def cursor(self, name: str, *args):
+        """A server-side cursor over statement ``name``: await it inside ``transaction()``."""
+        return self.connection.cursor(self._statement(name).text, self.user_id, *args)
+
+    def transaction(self, **options):
+        """A transaction on the request's connection."""
+        return self.connection.transaction(**options)

@@ -1,0 +1,56 @@
+"""The contract's error bodies: ``{"detail": ...}``, or ``{"field": [messages]}`` for a 400."""
+
+from aiohttp import web
+
+from service.models import dumps
+
+
+def _json_body(body: dict) -> dict:
+    return {"text": dumps(body), "content_type": "application/json"}
+
+
+class BadRequest(web.HTTPBadRequest):
+    """400 naming each parameter or field at fault with its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(**_json_body(errors))
+        self.errors = errors
+
+
+class Unauthorized(web.HTTPUnauthorized):
+    """401 with the challenge that tells a client which credentials to send."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            headers={"WWW-Authenticate": 'Bearer realm="printapi"'},
+            **_json_body({"detail": detail}),
+        )
+
+
+class Forbidden(web.HTTPForbidden):
+    def __init__(self, detail: str) -> None:
+        super().__init__(**_json_body({"detail": detail}))
+
+
+class NotFound(web.HTTPNotFound):
+    """404 with one body for every cause, so that ids of other users' prints cannot be probed."""
+
+    def __init__(self) -> None:
+        super().__init__(**_json_body({"detail": "Not found."}))
+
+
+class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
+    def __init__(self, content_type: str) -> None:
+        detail = f'Unsupported media type "{content_type}": send application/json.'
+        super().__init__(**_json_body({"detail": detail}))
+
+
+class ServiceUnavailable(web.HTTPServiceUnavailable):
+    def __init__(self) -> None:
+        detail = "The database cannot be reached right now; try again shortly."
+        super().__init__(headers={"Retry-After": "5"}, **_json_body({"detail": detail}))
+
+
+class ServerError(web.HTTPInternalServerError):
+    def __init__(self) -> None:
+        super().__init__(**_json_body({"detail": "Internal server error."}))

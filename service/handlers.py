@@ -1,0 +1,180 @@
+"""The API's resources: the print list, one print, and the session login and logout."""
+
+import json
+import logging
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+
+from service import errors
+from service.auth import verify_password
+from service.keys import CONNECTION, DATA, PRINT_ID, QUERIES
+from service.middleware import check_same_site
+from service.models import Print, dumps
+from service.params import Filter, Sorting, parse_list_params, parse_print_change
+
+logger = logging.getLogger(__name__)
+
+#: Rows fetched from the cursor, and written to the client, at a time when streaming a list.
+STREAM_BATCH = 500
+
+
+def json_response(value, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(value), status=status, content_type="application/json")
+
+
+async def read_json(request: web.Request):
+    """The request body as JSON; 415 for another content type, 400 when it does not parse."""
+    if request.content_type != "application/json":
+        raise errors.UnsupportedMediaType(request.content_type)
+    try:
+        return json.loads(await request.read())
+    except (ValueError, RecursionError):
+        raise errors.BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
+
+
+class PrintsView(web.View):
+    """GET /api/v1/prints/: the user's prints, filtered, sorted and paged as asked."""
+
+    async def get(self) -> web.StreamResponse:
+        params = parse_list_params(self.request.query)
+        data = self.request[DATA]
+        needs_feedback = params.filter is Filter.NEED_PRINT_SHOT_FEEDBACK
+        simple_filter = None if needs_feedback or params.filter is None else params.filter.value
+
+        if params.sorting is None:
+            if needs_feedback:
+                return await self._stream("list_prints_need_feedback")
+            return await self._stream("list_prints", simple_filter)
+
+        suffix = "date_desc" if params.sorting is Sorting.DATE_DESC else "date_asc"
+        if needs_feedback:
+            rows = await data.fetch(
+                f"list_prints_need_feedback_{suffix}", params.start, params.limit
+            )
+        else:
+            rows = await data.fetch(
+                f"list_prints_{suffix}", simple_filter, params.start, params.limit
+            )
+        return json_response([Print.from_row(row).to_json() for row in rows])
+
+    async def _stream(self, query_name: str, *args) -> web.StreamResponse:
+        """Writes the whole list batch by batch, so memory stays bounded however long it is.
+
+        The first batch is read before the status is sent: a database that fails early still
+        gets a proper error response.
+        """
+        data = self.request[DATA]
+        async with data.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await data.cursor(query_name, *args)
+            rows = await cursor.fetch(STREAM_BATCH)
+
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(self.request)
+            # XXX: an error after this point can only cut the connection, not send a status.
+            separator = b"["
+            while rows:
+                chunk = ",".join(dumps(Print.from_row(row).to_json()) for row in rows)
+                await response.write(separator + chunk.encode())
+                separator = b","
+                rows = await cursor.fetch(STREAM_BATCH) if len(rows) == STREAM_BATCH else []
+            await response.write(b"[]" if separator == b"[" else b"]")
+
+        await response.write_eof()
+        return response
+
+
+class PrintView(web.View):
+    """GET and PATCH /api/v1/prints/{id}/; the ownership middleware has checked the id."""
+
+    async def get(self) -> web.Response:
+        row = await self.request[DATA].fetchrow("get_print", self.request[PRINT_ID])
+        if row is None:
+            raise errors.NotFound()
+        return json_response(Print.from_row(row).to_json())
+
+    async def patch(self) -> web.Response:
+        change = parse_print_change(await read_json(self.request))
+        data = self.request[DATA]
+        print_id = self.request[PRINT_ID]
+
+        async with data.transaction():
+            if await data.fetchrow("lock_print", print_id) is None:
+                raise errors.NotFound()
+            if change.sets_alert_overwrite:
+                await data.execute(
+                    "update_print_alert_overwrite", print_id, change.alert_overwrite
+                )
+            if change.answers:
+                await self._set_answers(print_id, change.answers)
+            row = await data.fetchrow("get_print", print_id)
+
+        return json_response(Print.from_row(row).to_json())
+
+    async def _set_answers(self, print_id: int, answers: dict) -> None:
+        """Sets the frames' answers; 400 (rolling back) when one is not a frame of this print."""
+        data = self.request[DATA]
+        ids = list(answers)
+        matched = await data.fetch(
+            "update_print_shot_answers", print_id, ids, list(answers.values())
+        )
+        missing = sorted(set(ids) - {row["id"] for row in matched})
+        if missing:
+            raise errors.BadRequest(
+                {
+                    "printshotfeedback_set": [
+                        f"{feedback_id} is not the id of a feedback of this print."
+                        for feedback_id in missing
+                    ]
+                }
+            )
+        await data.execute("touch_print", print_id)
+
+
+class LoginView(web.View):
+    """POST /api/v1/auth/login/: checks email and password, and sets the session cookie."""
+
+    public = True
+
+    async def post(self) -> web.Response:
+        check_same_site(self.request)
+        body = await read_json(self.request)
+        credentials = _credentials(body)
+
+        queries = self.request.app[QUERIES]
+        user = await self.request[CONNECTION].fetchrow(
+            queries.find_user_by_email.text, credentials["email"]
+        )
+        password_hash = user["password_hash"] if user else None
+        if not verify_password(password_hash, credentials["password"]):
+            raise errors.Unauthorized("Invalid email or password.")
+
+        session = await new_session(self.request)
+        session["user_id"] = user["id"]
+        return json_response({"id": user["id"], "email": user["email"]})
+
+
+def _credentials(body) -> dict[str, str]:
+    """The email and password of a login body; 400 naming each one that is missing or wrong."""
+    if not isinstance(body, dict):
+        raise errors.BadRequest({"non_field_errors": ["The body must be a JSON object."]})
+    problems = {}
+    for name in ("email", "password"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            problems[name] = ["This field is required and must be a non-empty string."]
+    if problems:
+        raise errors.BadRequest(problems)
+    return {"email": body["email"], "password": body["password"]}
+
+
+class LogoutView(web.View):
+    """POST /api/v1/auth/logout/: clears the session cookie."""
+
+    public = True
+
+    async def post(self) -> web.Response:
+        check_same_site(self.request)
+        session = await get_session(self.request)
+        session.invalidate()
+        return web.Response(status=204)

@@ -1,0 +1,18 @@
+"""Typed keys for what the app shares between requests."""
+
+import asyncpg
+from aiohttp import web
+
+from service.queries import Queries
+from service.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+QUERIES = web.AppKey("queries", Queries)
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+CONNECTION = web.RequestKey("connection", asyncpg.Connection)
+USER_ID = web.RequestKey("user_id", int)
+#: The statement runner bound to the authenticated user (a service.db.UserData).
+DATA = web.RequestKey("data", object)
+PRINT_ID = web.RequestKey("print_id", int)

@@ -1,0 +1,158 @@
+"""What runs around every handler: JSON errors, a pooled connection, authentication, ownership.
+
+Order, outermost first: errors, session cookie, connection, authentication, ownership. A
+handler therefore only runs for an authenticated user, and a handler of a route with a
+``{print_id}`` only runs when that print is live and belongs to that user.
+"""
+
+import logging
+import uuid
+
+import asyncpg
+from aiohttp import web
+from aiohttp_session import get_session
+
+from service import errors
+from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
+from service.db import DatabaseUnavailableError, UserData, acquire
+from service.keys import CONNECTION, DATA, POOL, PRINT_ID, QUERIES, REQUEST_ID, SETTINGS, USER_ID
+from service.params import MAX_BIGINT
+
+logger = logging.getLogger(__name__)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Turns every error into the contract's JSON body; the only place that logs a crash."""
+    request[REQUEST_ID] = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.content_type == "application/json" or error.status < 400:
+            raise
+        return _json_error(error)
+    except DatabaseUnavailableError as error:
+        logger.warning(
+            "database unavailable: %s", error, extra={"request_id": request[REQUEST_ID]}
+        )
+        return errors.ServiceUnavailable()
+    except (
+        asyncpg.QueryCanceledError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.ConnectionDoesNotExistError,
+    ) as error:
+        logger.warning("database error: %r", error, extra={"request_id": request[REQUEST_ID]})
+        return errors.ServiceUnavailable()
+    except Exception:
+        logger.exception(
+            "unexpected error in %s %s",
+            request.method,
+            request.path,
+            extra={"request_id": request[REQUEST_ID]},
+        )
+        return errors.ServerError()
+
+
+def _json_error(error: web.HTTPException) -> web.Response:
+    """The same status with a ``{"detail": ...}`` body, for errors aiohttp raises itself."""
+    if error.status == 404:
+        return errors.NotFound()
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        detail = f'Method "{error.method}" not allowed.'
+    elif error.status == 413:
+        detail = "The request body is too large."
+    else:
+        detail = error.reason
+    response = web.json_response({"detail": detail}, status=error.status)
+    if "Allow" in error.headers:
+        response.headers["Allow"] = error.headers["Allow"]
+    return response
+
+
+def _is_public(request: web.Request) -> bool:
+    return getattr(request.match_info.handler, "public", False)
+
+
+def _is_routed(request: web.Request) -> bool:
+    return request.match_info.http_exception is None
+
+
+@web.middleware
+async def connection_middleware(request: web.Request, handler):
+    """Gives each routed request one pooled connection, shared by authentication and handler."""
+    if not _is_routed(request):
+        return await handler(request)
+
+    settings = request.app[SETTINGS]
+    async with acquire(request.app[POOL], settings.acquire_timeout) as connection:
+        request[CONNECTION] = connection
+        try:
+            return await handler(request)
+        finally:
+            del request[CONNECTION]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    """Finds the user from a token or a session cookie; 401 when there is none, 403 cross-site.
+
+    Sets ``request[DATA]``, the statement runner bound to that user.
+    """
+    if not _is_routed(request) or _is_public(request):
+        return await handler(request)
+
+    connection = request[CONNECTION]
+    queries = request.app[QUERIES]
+    header = request.headers.get("Authorization")
+    if header is not None:
+        token = parse_authorization(header)
+        if token is None:
+            raise errors.Unauthorized("Invalid Authorization header: use Bearer <token>.")
+        user_id = await connection.fetchval(queries.authenticate_token.text, token_digest(token))
+        if user_id is None:
+            raise errors.Unauthorized("Invalid or revoked token.")
+    else:
+        session = await get_session(request)
+        session_user = session.get("user_id")
+        if type(session_user) is not int:
+            raise errors.Unauthorized("Authentication credentials were not provided.")
+        user_id = await connection.fetchval(queries.authenticate_session.text, session_user)
+        if user_id is None:
+            session.invalidate()
+            raise errors.Unauthorized("The session's user no longer exists; log in again.")
+        check_same_site(request)
+
+    request[USER_ID] = user_id
+    request[DATA] = UserData(connection, queries, user_id)
+    return await handler(request)
+
+
+def check_same_site(request: web.Request) -> None:
+    """Refuses (403) a request that changes data and seems sent by another site's page."""
+    if request.method in SAFE_METHODS:
+        return
+    reason = is_cross_site(request.headers, request.host, request.app[SETTINGS].trusted_origins)
+    if reason is not None:
+        raise errors.Forbidden(f"Cross-site request refused: {reason}.")
+
+
+@web.middleware
+async def ownership_middleware(request: web.Request, handler):
+    """For a route with ``{print_id}``: 404 unless the print is live and the user's own.
+
+    The same 404 answers a malformed id, a missing print, a deleted one and another user's,
+    so ids cannot be probed. Sets ``request[PRINT_ID]`` to the checked integer.
+    """
+    raw = request.match_info.get("print_id")
+    if raw is None or not _is_routed(request):
+        return await handler(request)
+
+    if not (raw.isascii() and raw.isdigit() and raw[0] != "0" and int(raw) <= MAX_BIGINT):
+        raise errors.NotFound()
+    print_id = int(raw)
+    if await request[DATA].fetchrow("check_print_owner", print_id) is None:
+        raise errors.NotFound()
+
+    request[PRINT_ID] = print_id
+    return await handler(request)

@@ -1,0 +1,190 @@
+"""Checks what clients send (list parameters, PATCH bodies) before anything runs.
+
+Every problem found is collected under the name of the parameter or field at fault, so one
+400 tells the client everything that is wrong at once.
+"""
+
+import enum
+
+import attrs
+from multidict import MultiMapping
+
+from service.errors import BadRequest
+from service.models import FEEDBACK_FIELDS, PRINT_FIELDS, AlertOverwrite, Answer
+
+MAX_LIMIT = 1000
+#: The largest value of PostgreSQL's bigint, the type of every id and of OFFSET.
+MAX_BIGINT = 2**63 - 1
+
+
+class Filter(enum.StrEnum):
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+    NEED_ALERT_OVERWRITE = "need_alert_overwrite"
+    NEED_PRINT_SHOT_FEEDBACK = "need_print_shot_feedback"
+
+
+class Sorting(enum.StrEnum):
+    DATE_DESC = "date_desc"
+    DATE_ASC = "date_asc"
+
+
+@attrs.frozen
+class ListParams:
+    """What GET /api/v1/prints/ was asked for."""
+
+    filter: Filter | None = None
+    sorting: Sorting | None = None
+    start: int = 0
+    limit: int | None = None
+
+
+def _integer(raw: str, low: int, high: int) -> int | str:
+    """The integer in ``raw`` within [low, high], or the message saying why it is not."""
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit():
+        return "A whole number is required."
+    value = int(text)
+    if not low <= value <= high:
+        return f"Must be between {low} and {high}."
+    return value
+
+
+def parse_list_params(query: MultiMapping[str]) -> ListParams:
+    """The parameters of a list request; raises BadRequest naming each one at fault."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    for name in ("filter", "sorting", "start", "limit"):
+        given = query.getall(name, [])
+        if len(given) > 1:
+            errors[name] = ["Give this parameter once."]
+        elif given:
+            values[name] = given[0]
+
+    parsed = {}
+    if "filter" in values:
+        parsed["filter"] = _choice_or_error(Filter, values["filter"], "filter", errors)
+    if "sorting" in values:
+        parsed["sorting"] = _choice_or_error(Sorting, values["sorting"], "sorting", errors)
+    for name, low, high in (("start", 0, MAX_BIGINT), ("limit", 1, MAX_LIMIT)):
+        if name not in values:
+            continue
+        if "sorting" not in values and "sorting" not in errors:
+            errors[name] = ["Only valid together with sorting."]
+            continue
+        value = _integer(values[name], low, high)
+        if isinstance(value, str):
+            errors[name] = [value]
+        else:
+            parsed[name] = value
+
+    if errors:
+        raise BadRequest(errors)
+    return ListParams(**parsed)
+
+
+def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | None:
+    try:
+        return kind(raw)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        errors[name] = [f'"{raw}" is not a valid choice; use one of: {choices}.']
+        return None
+
+
+_UNSET = object()
+
+
+@attrs.frozen
+class PrintChange:
+    """A checked PATCH body: the verdict to set (if sent) and the frame answers to set."""
+
+    alert_overwrite: object = _UNSET  # an AlertOverwrite, None, or _UNSET when not sent
+    answers: dict[int, Answer | None] = attrs.Factory(dict)
+
+    @property
+    def sets_alert_overwrite(self) -> bool:
+        return self.alert_overwrite is not _UNSET
+
+
+_WRITABLE = {"alert_overwrite", "printshotfeedback_set"}
+_FEEDBACK_WRITABLE = {"id", "answer"}
+
+
+def parse_print_change(body) -> PrintChange:
+    """A PATCH body checked against the contract; raises BadRequest naming each field at fault.
+
+    Read-only fields of a Print are ignored, so a client may send back a Print it received.
+    """
+    if not isinstance(body, dict):
+        raise BadRequest({"non_field_errors": ["The body must be a JSON object."]})
+
+    errors: dict[str, list[str]] = {}
+    for name in sorted(set(body) - PRINT_FIELDS):
+        errors[name] = ["Not a field of a print."]
+
+    change = {}
+    if "alert_overwrite" in body:
+        raw = body["alert_overwrite"]
+        if raw is None:
+            change["alert_overwrite"] = None
+        elif isinstance(raw, str) and raw in AlertOverwrite.__members__:
+            change["alert_overwrite"] = AlertOverwrite(raw)
+        else:
+            errors["alert_overwrite"] = [
+                f"{_show(raw)} is not a valid choice; use FAILED, NOT_FAILED or null."
+            ]
+
+    if "printshotfeedback_set" in body:
+        answers, messages = _parse_answers(body["printshotfeedback_set"])
+        if messages:
+            errors["printshotfeedback_set"] = messages
+        else:
+            change["answers"] = answers
+
+    if errors:
+        raise BadRequest(errors)
+    return PrintChange(**change)
+
+
+def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
+    if not isinstance(items, list):
+        return {}, ['Must be a list of {"id": ..., "answer": ...} objects.']
+
+    answers: dict[int, Answer | None] = {}
+    messages = []
+    for index, item in enumerate(items):
+        where = f"Item {index}"
+        if not isinstance(item, dict):
+            messages.append(f"{where}: must be an object with id and answer.")
+            continue
+        unknown = sorted(set(item) - FEEDBACK_FIELDS)
+        if unknown:
+            messages.append(f"{where}: {', '.join(unknown)} is not a field of a feedback.")
+        feedback_id = item.get("id")
+        if type(feedback_id) is not int or not 1 <= feedback_id <= MAX_BIGINT:
+            messages.append(f"{where}: id must be the id of a feedback of this print.")
+            continue
+        if feedback_id in answers:
+            messages.append(f"{where}: feedback {feedback_id} is listed twice.")
+            continue
+        if "answer" not in item:
+            messages.append(f"{where}: answer is required.")
+            continue
+        raw = item["answer"]
+        if raw is None:
+            answers[feedback_id] = None
+        elif isinstance(raw, str) and raw in Answer.__members__:
+            answers[feedback_id] = Answer(raw)
+        else:
+            messages.append(
+                f"{where}: {_show(raw)} is not a valid answer; "
+                "use LOOKS_BAD, LOOKS_OK, UNANSWERED or null."
+            )
+    return answers, messages
+
+
+def _show(value) -> str:
+    """A short rendering of a client's value for an error message."""
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 40 else text[:37] + "..."

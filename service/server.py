@@ -1,0 +1,97 @@
+"""Running the app: one process, or a parent that forks N workers sharing one listening socket.
+
+The parent binds the socket before forking, so every worker accepts from the same queue and
+the kernel spreads connections among them. Each worker runs its own event loop and pool.
+SIGINT and SIGTERM reach the workers, which finish the requests in flight and exit.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from service.app import create_app
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a stopping worker gives requests in flight before it closes them.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def bind(settings: Settings, unix_path: str | None) -> socket.socket:
+    """The listening socket: TCP on settings.host:port, or a unix socket at ``unix_path``."""
+    if unix_path:
+        with_stale = os.path.exists(unix_path)
+        if with_stale:
+            os.unlink(unix_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(unix_path)
+        os.chmod(unix_path, 0o660)
+    else:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_worker(settings: Settings, sock: socket.socket) -> None:
+    web.run_app(
+        create_app(settings),
+        sock=sock,
+        print=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log=None,
+    )
+
+
+def serve(settings: Settings, unix_path: str | None = None, workers: int = 1) -> None:
+    """Serves until SIGINT or SIGTERM; returns once every worker has stopped."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    sock = bind(settings, unix_path)
+    where = unix_path or "http://{}:{}".format(*sock.getsockname()[:2])
+    logger.info("serving on %s with %d worker(s)", where, workers)
+    print(f"printapi serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    if workers == 1:
+        _run_worker(settings, sock)
+        return
+
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _run_worker(settings, sock)
+            except BaseException:
+                logger.exception("worker %d failed", os.getpid())
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum, _frame):
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        while True:
+            try:
+                os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    sock.close()

@@ -1,0 +1,126 @@
+"""Configuration from the environment, read once at start-up into one frozen object."""
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+import attrs
+
+from service import PROJECT_ROOT
+
+
+class SettingsError(Exception):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(environ, name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(environ, name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, not {value}")
+    return value
+
+
+def _bool(environ, name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+@attrs.frozen
+class Settings:
+    """Everything the service reads from its environment; see the README for each variable."""
+
+    database_url: str | None = None
+    var_dir: Path = PROJECT_ROOT / "var"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: bytes | None = None
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    acquire_timeout: float = 5.0
+    statement_timeout: float = 30.0
+    session_max_age: int = 14 * 24 * 3600
+    cookie_secure: bool = False
+    trusted_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_environ(cls, environ=os.environ) -> "Settings":
+        """Reads the settings; raises SettingsError naming the variable that is wrong."""
+        key = environ.get("PRINTAPI_SECRET_KEY") or None
+        origins = environ.get("PRINTAPI_TRUSTED_ORIGINS", "")
+        return cls(
+            database_url=environ.get("DATABASE_URL") or None,
+            var_dir=Path(environ.get("PRINTAPI_VAR_DIR") or PROJECT_ROOT / "var"),
+            host=environ.get("PRINTAPI_HOST") or "127.0.0.1",
+            port=_int(environ, "PRINTAPI_PORT", 8080, 0),
+            secret_key=_decode_key(key) if key else None,
+            pool_min_size=_int(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0),
+            pool_max_size=_int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1),
+            acquire_timeout=_float(environ, "PRINTAPI_ACQUIRE_TIMEOUT", 5.0),
+            statement_timeout=_float(environ, "PRINTAPI_STATEMENT_TIMEOUT", 30.0),
+            session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
+            cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
+            trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            log_level=(environ.get("PRINTAPI_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def session_key(self) -> bytes:
+        """The 32-byte key that encrypts session cookies.
+
+        PRINTAPI_SECRET_KEY when set; otherwise a key made once and kept in var/secret.key,
+        so that restarts and every worker read the same cookies.
+        """
+        if self.secret_key is not None:
+            return self.secret_key
+
+        path = self.var_dir / "secret.key"
+        if not path.exists():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            encoded = base64.urlsafe_b64encode(secrets.token_bytes(32))
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # Another process made it first; both read that one.
+            else:
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(encoded + b"\n")
+        return _decode_key(path.read_text().strip())
+
+
+def _decode_key(encoded: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(encoded.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        key = b""
+    if len(key) != 32:
+        raise SettingsError(
+            "PRINTAPI_SECRET_KEY must be 32 bytes in URL-safe base64, as made by: "
+            "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)))'"
+        )
+    return key

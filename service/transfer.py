@@ -1,0 +1,269 @@
+"""Moving whole histories in and out: ``printapi import`` and ``printapi export``.
+
+The format is the one API.md describes: users, each with printers and prints, each print
+with its frames, every id kept. An import checks the whole document and every id against
+the database before it writes, then writes everything in one transaction.
+"""
+
+import datetime
+import re
+
+import asyncpg
+import attrs
+
+from service.auth import hash_password
+from service.models import PRINT_FIELDS, AlertOverwrite, Answer, Print, format_timestamp
+from service.params import MAX_BIGINT
+from service.queries import Queries
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_TIMESTAMPS = (
+    "started_at",
+    "finished_at",
+    "cancelled_at",
+    "uploaded_at",
+    "alerted_at",
+    "alert_acknowledged_at",
+    "alert_muted_at",
+    "paused_at",
+    "deleted_at",
+)
+_URLS = ("video_url", "tagged_video_url", "poster_url", "prediction_json_url")
+_PRINT_KEYS = PRINT_FIELDS | {"deleted_at"}
+_FEEDBACK_KEYS = {"id", "print_id", "image_url", "answer", "answered_at"}
+_USER_KEYS = {"email", "password", "password_hash", "printers", "prints"}
+
+
+class ImportDataError(Exception):
+    """The document cannot be imported; the message names the item at fault."""
+
+
+@attrs.define
+class _Batch:
+    """The rows of an import, column by column, as the insert statements take them."""
+
+    emails: list = attrs.Factory(list)
+    password_hashes: list = attrs.Factory(list)
+    printers: list = attrs.Factory(list)  # (id, email, name)
+    prints: list = attrs.Factory(list)  # (email, column values...)
+    feedbacks: list = attrs.Factory(list)  # (id, print_id, image_url, answer, answered_at)
+
+
+def _id(value, where: str) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_BIGINT:
+        raise ImportDataError(f"{where}: id must be a positive integer, not {value!r}")
+    return value
+
+
+def _text(value, where: str, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise ImportDataError(f"{where}: must be a non-empty string, not {value!r}")
+    return value
+
+
+def _timestamp(value, where: str) -> datetime.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ImportDataError(f"{where}: must be an RFC 3339 timestamp with a zone, not {value!r}")
+    return parsed
+
+
+def _choice(value, kind, where: str):
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in kind.__members__:
+        choices = ", ".join(kind.__members__)
+        raise ImportDataError(f"{where}: must be one of {choices} or null, not {value!r}")
+    return value
+
+
+def _unknown_keys(item: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise ImportDataError(f"{where}: unknown field {unknown[0]!r}")
+
+
+def _object(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ImportDataError(f"{where}: must be an object")
+    return value
+
+
+def _list(value, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImportDataError(f"{where}: must be a list")
+    return value
+
+
+def check_document(document) -> _Batch:
+    """Checks a whole import document and returns its rows; raises ImportDataError."""
+    users = _list(_object(document, "document").get("users"), "users")
+    batch = _Batch()
+    seen: dict[str, set] = {"email": set(), "printer": set(), "print": set(), "feedback": set()}
+
+    def claim(kind: str, key, where: str) -> None:
+        if key in seen[kind]:
+            raise ImportDataError(f"{where}: {kind} {key} appears twice in the document")
+        seen[kind].add(key)
+
+    for user_index, user in enumerate(users):
+        where = f"users[{user_index}]"
+        _unknown_keys(_object(user, where), _USER_KEYS, where)
+        email = user.get("email")
+        if not isinstance(email, str) or not _EMAIL.match(email):
+            raise ImportDataError(f"{where}: email must be an email address, not {email!r}")
+        claim("email", email.lower(), where)
+        batch.emails.append(email)
+        batch.password_hashes.append(_password_hash(user, where))
+
+        own_printers = set()
+        for index, printer in enumerate(_list(user.get("printers"), f"{where}.printers")):
+            at = f"{where}.printers[{index}]"
+            _unknown_keys(_object(printer, at), {"id", "name"}, at)
+            printer_id = _id(printer.get("id"), at)
+            claim("printer", printer_id, at)
+            own_printers.add(printer_id)
+            batch.printers.append(
+                (printer_id, email, _text(printer.get("name"), at, required=True))
+            )
+
+        for index, item in enumerate(_list(user.get("prints"), f"{where}.prints")):
+            at = f"{where}.prints[{index}]"
+            _check_print(_object(item, at), at, email, own_printers, batch, claim)
+    return batch
+
+
+def _password_hash(user: dict, where: str) -> str | None:
+    if user.get("password") is not None:
+        return hash_password(_text(user["password"], f"{where}.password", required=True))
+    return _text(user.get("password_hash"), f"{where}.password_hash", required=False)
+
+
+def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Batch, claim):
+    _unknown_keys(item, _PRINT_KEYS, at)
+    print_id = _id(item.get("id"), at)
+    at = f"{at} (print {print_id})"
+    claim("print", print_id, at)
+
+    printer_id = item.get("printer")
+    if printer_id is not None and printer_id not in own_printers:
+        raise ImportDataError(f"{at}: printer {printer_id!r} is not a printer of {email}")
+
+    columns = [
+        print_id,
+        printer_id,
+        _text(item.get("filename"), f"{at}.filename", required=True),
+        *(_timestamp(item.get(name), f"{at}.{name}") for name in _TIMESTAMPS[:8]),
+        *(_text(item.get(name), f"{at}.{name}", required=False) for name in _URLS),
+        _choice(item.get("alert_overwrite"), AlertOverwrite, f"{at}.alert_overwrite"),
+        _timestamp(item.get("deleted_at"), f"{at}.deleted_at"),
+    ]
+    batch.prints.append((email, *columns))
+
+    shots = _list(item.get("printshotfeedback_set"), f"{at}.printshotfeedback_set")
+    for index, shot in enumerate(shots):
+        shot_at = f"{at}.printshotfeedback_set[{index}]"
+        _unknown_keys(_object(shot, shot_at), _FEEDBACK_KEYS, shot_at)
+        feedback_id = _id(shot.get("id"), shot_at)
+        claim("feedback", feedback_id, shot_at)
+        if shot.get("print_id") not in (None, print_id):
+            raise ImportDataError(f"{shot_at}: print_id {shot['print_id']!r} is not {print_id}")
+        batch.feedbacks.append(
+            (
+                feedback_id,
+                print_id,
+                _text(shot.get("image_url"), f"{shot_at}.image_url", required=True),
+                _choice(shot.get("answer"), Answer, f"{shot_at}.answer"),
+                _timestamp(shot.get("answered_at"), f"{shot_at}.answered_at"),
+            )
+        )
+
+
+def _columns(rows: list[tuple], count: int) -> list[list]:
+    """Rows turned into ``count`` parallel lists, as unnest() takes them."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * count
+
+
+async def import_document(connection: asyncpg.Connection, queries: Queries, document) -> dict:
+    """Imports a whole document in one transaction, ids kept; returns counts per kind.
+
+    Raises ImportDataError, naming it, for a malformed item or an id or email that already
+    exists; nothing is written then.
+    """
+    batch = check_document(document)
+
+    async with connection.transaction():
+        conflicts = await connection.fetch(
+            queries.find_import_conflicts.text,
+            batch.emails,
+            [row[0] for row in batch.printers],
+            [row[1] for row in batch.prints],
+            [row[0] for row in batch.feedbacks],
+        )
+        if conflicts:
+            named = ", ".join(f"{row['kind']} {row['key']}" for row in conflicts[:10])
+            more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+            raise ImportDataError(f"already in the database: {named}{more}")
+
+        created = await connection.fetch(
+            queries.insert_users.text, batch.emails, batch.password_hashes
+        )
+        user_ids = {row["email"]: row["id"] for row in created}
+        printers = [(pid, user_ids[email], name) for pid, email, name in batch.printers]
+        await connection.execute(queries.insert_printers.text, *_columns(printers, 3))
+        prints = [(row[1], user_ids[row[0]], *row[2:]) for row in batch.prints]
+        await connection.execute(queries.insert_prints.text, *_columns(prints, 18))
+        await connection.execute(
+            queries.insert_print_shot_feedbacks.text, *_columns(batch.feedbacks, 5)
+        )
+        await connection.execute(queries.sync_id_sequences.text)
+
+    return {
+        "users": len(batch.emails),
+        "printers": len(batch.printers),
+        "prints": len(batch.prints),
+        "feedbacks": len(batch.feedbacks),
+    }
+
+
+def _export_print(row) -> dict:
+    """A print as the import format has it: the API's fields and deleted_at, frames unlinked."""
+    item = Print.from_row(row).to_json()
+    item["deleted_at"] = format_timestamp(row["deleted_at"]) if row["deleted_at"] else None
+    for shot in item["printshotfeedback_set"]:
+        del shot["print_id"]
+    return item
+
+
+async def export_document(connection: asyncpg.Connection, queries: Queries, write, dumps) -> None:
+    """Writes every user's history in the import format through ``write``, print by print.
+
+    Runs in one repeatable-read transaction, so the export is one consistent snapshot, and
+    reads prints through a cursor, so memory stays bounded however long the history is.
+    """
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        write('{"users":[')
+        users = await connection.fetch(queries.export_users.text)
+        for user_index, user in enumerate(users):
+            printers = await connection.fetch(queries.export_printers.text, user["id"])
+            head = {
+                "email": user["email"],
+                "password_hash": user["password_hash"],
+                "printers": [{"id": row["id"], "name": row["name"]} for row in printers],
+            }
+            write(("," if user_index else "") + dumps(head)[:-1] + ',"prints":[')
+            separator = ""
+            async for row in connection.cursor(queries.export_prints.text, user["id"]):
+                write(separator + dumps(_export_print(row)))
+                separator = ","
+            write("]}")
+        write("]}\n")

@@ -1,0 +1,6 @@
+-- Creates the table that records which migrations were applied, when it is missing.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
