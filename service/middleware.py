@@ -16,6 +16,7 @@ from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
 from service.db import DatabaseUnavailableError, UserData, acquire
 from service.keys import CONNECTION, DATA, POOL, PRINT_ID, QUERIES, REQUEST_ID, SETTINGS, USER_ID
+from service.models import dumps
 from service.params import MAX_BIGINT
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _json_error(error: web.HTTPException) -> web.Response:
         detail = "The request body is too large."
     else:
         detail = error.reason
-    response = web.json_response({"detail": detail}, status=error.status)
+    response = web.json_response({"detail": detail}, status=error.status, dumps=dumps)
     if "Allow" in error.headers:
         response.headers["Allow"] = error.headers["Allow"]
     return response
