@@ -289,6 +289,8 @@ def main(argv=None) -> int:
             level=settings.log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # pgserver narrates every step of starting PostgreSQL at INFO; keep its warnings only.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         args.run(settings, args)
     except (CommandError, SettingsError, ImportDataError, MigrationError, SQLLoadError) as error:
         print(f"printapi {args.command}: {error}", file=sys.stderr)

@@ -87,7 +87,7 @@ class Settings:
             session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
             trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
-            log_level=(environ.get("PRINTAPI_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(environ),
         )
 
     def session_key(self) -> bytes:
@@ -111,6 +111,15 @@ class Settings:
                 with os.fdopen(descriptor, "wb") as file:
                     file.write(encoded + b"\n")
         return _decode_key(path.read_text().strip())
+
+
+def _log_level(environ) -> str:
+    level = (environ.get("PRINTAPI_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(
+            f"PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level}"
+        )
+    return level
 
 
 def _decode_key(encoded: str) -> bytes:

@@ -1,0 +1,67 @@
+"""Settings from the environment: defaults, and a clear refusal naming a bad variable."""
+
+import base64
+
+import pytest
+
+from service.settings import Settings, SettingsError
+
+
+def test_empty_environment_gives_the_documented_defaults(tmp_path):
+    settings = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path)})
+
+    assert settings.database_url is None
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert (settings.pool_min_size, settings.pool_max_size) == (1, 10)
+    assert (settings.acquire_timeout, settings.statement_timeout) == (5.0, 30.0)
+    assert settings.cookie_secure is False
+    assert settings.trusted_origins == ()
+    assert settings.log_level == "INFO"
+
+
+def test_trusted_origins_are_split_on_commas_and_trimmed():
+    environ = {"PRINTAPI_TRUSTED_ORIGINS": "https://a.example, https://b.example ,"}
+
+    settings = Settings.from_environ(environ)
+
+    assert settings.trusted_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PRINTAPI_PORT", "http", "PRINTAPI_PORT must be an integer, not 'http'"),
+        ("PRINTAPI_POOL_MAX_SIZE", "0", "PRINTAPI_POOL_MAX_SIZE must be at least 1, not 0"),
+        ("PRINTAPI_ACQUIRE_TIMEOUT", "-1", "PRINTAPI_ACQUIRE_TIMEOUT must be more than 0"),
+        ("PRINTAPI_COOKIE_SECURE", "maybe", "PRINTAPI_COOKIE_SECURE must be true or false"),
+        ("PRINTAPI_LOG_LEVEL", "loud", "PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING"),
+        ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must be 32 bytes"),
+    ],
+)
+def test_bad_value_is_refused_naming_the_variable(name, value, message):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_environ({name: value})
+
+    assert str(raised.value).startswith(message)
+
+
+def test_session_key_is_made_once_and_kept_in_var(tmp_path):
+    settings = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path)})
+
+    first = settings.session_key()
+    second = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path)}).session_key()
+
+    assert first == second
+    assert len(first) == 32
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_secret_key_from_the_environment_wins_over_var(tmp_path):
+    key = bytes(range(32))
+    environ = {
+        "PRINTAPI_VAR_DIR": str(tmp_path),
+        "PRINTAPI_SECRET_KEY": base64.urlsafe_b64encode(key).decode(),
+    }
+
+    assert Settings.from_environ(environ).session_key() == key
+    assert not (tmp_path / "secret.key").exists()
