@@ -48,7 +48,6 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
         sock=sock,
         print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
-        access_log=None,
     )
 
 
