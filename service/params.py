@@ -10,7 +10,7 @@ import attrs
 from multidict import MultiMapping
 
 from service.errors import BadRequest
-from service.models import FEEDBACK_FIELDS, PRINT_FIELDS, AlertOverwrite, Answer
+from service.models import FEEDBACK_FIELDS, PRINT_FIELDS, AlertOverwrite, Answer, dumps
 
 MAX_LIMIT = 1000
 #: The largest value of PostgreSQL's bigint, the type of every id and of OFFSET.
@@ -185,6 +185,6 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
 
 
 def _show(value) -> str:
-    """A short rendering of a client's value for an error message."""
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    """A short rendering of a client's value, in the JSON the client sent, for a message."""
+    text = dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
