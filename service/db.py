@@ -56,7 +56,7 @@ class UserData:
     """
 
     def __init__(self, connection: asyncpg.Connection, queries: Queries, user_id: int) -> None:
-        self.connection = connection
+        self._connection = connection
         self.queries = queries
         self.user_id = user_id
 
@@ -68,20 +68,20 @@ class UserData:
 
     async def fetch(self, name: str, *args) -> list[asyncpg.Record]:
         """All rows of statement ``name`` run with (user id, *args)."""
-        return await self.connection.fetch(self._statement(name).text, self.user_id, *args)
+        return await self._connection.fetch(self._statement(name).text, self.user_id, *args)
 
     async def fetchrow(self, name: str, *args) -> asyncpg.Record | None:
         """The first row of statement ``name`` run with (user id, *args), or None."""
-        return await self.connection.fetchrow(self._statement(name).text, self.user_id, *args)
+        return await self._connection.fetchrow(self._statement(name).text, self.user_id, *args)
 
     async def execute(self, name: str, *args) -> str:
         """Runs statement ``name`` with (user id, *args); returns the command status."""
-        return await self.connection.execute(self._statement(name).text, self.user_id, *args)
+        return await self._connection.execute(self._statement(name).text, self.user_id, *args)
 
     def cursor(self, name: str, *args):
         """A server-side cursor over statement ``name``: await it inside ``transaction()``."""
-        return self.connection.cursor(self._statement(name).text, self.user_id, *args)
+        return self._connection.cursor(self._statement(name).text, self.user_id, *args)
 
     def transaction(self, **options):
         """A transaction on the request's connection."""
-        return self.connection.transaction(**options)
+        return self._connection.transaction(**options)

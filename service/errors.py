@@ -40,8 +40,11 @@ class NotFound(web.HTTPNotFound):
 
 
 class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
-    def __init__(self, content_type: str) -> None:
-        detail = f'Unsupported media type "{content_type}": send application/json.'
+    def __init__(self, content_type: str | None) -> None:
+        if content_type is None:
+            detail = "The request has no Content-Type: send application/json."
+        else:
+            detail = f'Unsupported media type "{content_type}": send application/json.'
         super().__init__(**_json_body({"detail": detail}))
 
 

@@ -25,6 +25,8 @@ def json_response(value, status: int = 200) -> web.Response:
 
 async def read_json(request: web.Request):
     """The request body as JSON; 415 for another content type, 400 when it does not parse."""
+    if "Content-Type" not in request.headers:
+        raise errors.UnsupportedMediaType(None)
     if request.content_type != "application/json":
         raise errors.UnsupportedMediaType(request.content_type)
     try:

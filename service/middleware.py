@@ -88,17 +88,15 @@ async def connection_middleware(request: web.Request, handler):
     settings = request.app[SETTINGS]
     async with acquire(request.app[POOL], settings.acquire_timeout) as connection:
         request[CONNECTION] = connection
-        try:
-            return await handler(request)
-        finally:
-            del request[CONNECTION]
+        return await handler(request)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     """Finds the user from a token or a session cookie; 401 when there is none, 403 cross-site.
 
-    Sets ``request[DATA]``, the statement runner bound to that user.
+    Replaces the request's bare connection with ``request[DATA]``, the statement runner
+    bound to that user: past this point no handler can run a statement for another user.
     """
     if not _is_routed(request) or _is_public(request):
         return await handler(request)
@@ -126,6 +124,8 @@ async def auth_middleware(request: web.Request, handler):
 
     request[USER_ID] = user_id
     request[DATA] = UserData(connection, queries, user_id)
+    # From here on the connection is reachable only through the runner bound to the user.
+    del request[CONNECTION]
     return await handler(request)
 
 

@@ -1,15 +1,17 @@
 """A handler written with no thought of ownership still cannot reach another user's print.
 
-The views below read and change prints by id alone, on the request's bare connection. They
-are mounted with create_app's extra_routes, behind the same middleware as the API, and the
-middleware alone must keep them from other users' prints and from anonymous callers.
+The print views below read and change prints by id alone, on a connection taken straight
+from the app's pool. They are mounted with create_app's extra_routes, behind the same
+middleware as the API, and the middleware alone must keep them from other users' prints and
+from anonymous callers. The list view shows what a handler of a route without a print id is
+given: no bare connection, only the statement runner bound to the caller.
 """
 
 import pytest
 from aiohttp import web
 
 from service.app import create_app
-from service.keys import CONNECTION
+from service.keys import CONNECTION, DATA, POOL
 from tests.conftest import at
 
 NOT_FOUND = {"detail": "Not found."}
@@ -23,25 +25,32 @@ def naive_views(calls: list) -> list[tuple[str, type[web.View]]]:
     class NaivePrintView(web.View):
         async def get(self) -> web.Response:
             calls.append(("GET", self.request.match_info["print_id"]))
-            row = await self.request[CONNECTION].fetchrow(
-                "SELECT id, filename FROM prints WHERE id = $1",
-                int(self.request.match_info["print_id"]),
-            )
+            async with self.request.app[POOL].acquire() as connection:
+                row = await connection.fetchrow(
+                    "SELECT id, filename FROM prints WHERE id = $1",
+                    int(self.request.match_info["print_id"]),
+                )
             return web.json_response({"id": row["id"], "filename": row["filename"]})
 
         async def patch(self) -> web.Response:
             calls.append(("PATCH", self.request.match_info["print_id"]))
-            await self.request[CONNECTION].execute(
-                "UPDATE prints SET alert_overwrite = 'FAILED' WHERE id = $1",
-                int(self.request.match_info["print_id"]),
-            )
+            async with self.request.app[POOL].acquire() as connection:
+                await connection.execute(
+                    "UPDATE prints SET alert_overwrite = 'FAILED' WHERE id = $1",
+                    int(self.request.match_info["print_id"]),
+                )
             return web.json_response({"done": True})
 
     class NaiveAllView(web.View):
         async def get(self) -> web.Response:
             calls.append(("GET", None))
-            count = await self.request[CONNECTION].fetchval("SELECT count(*) FROM prints")
-            return web.json_response({"prints": count})
+            rows = await self.request[DATA].fetch("list_prints", None)
+            return web.json_response(
+                {
+                    "bare_connection": CONNECTION in self.request,
+                    "prints": [row["id"] for row in rows],
+                }
+            )
 
     return [(NAIVE_PRINT, NaivePrintView), (NAIVE_ALL, NaiveAllView)]
 
@@ -205,13 +214,14 @@ async def test_naive_route_without_print_id_and_revoked_token_returns_401_withou
     assert calls == []
 
 
-async def test_naive_route_without_print_id_runs_for_an_authenticated_user(
-    naive_client, owner, calls
+async def test_route_without_print_id_gets_only_the_runner_bound_to_the_caller(
+    naive_client, factory, owner, foreign_print, calls
 ):
-    _, headers = owner
+    user_id, headers = owner
+    own_print = await factory.print(user_id)
 
     response = await naive_client.get(NAIVE_ALL, headers=headers)
 
     assert response.status == 200, await response.text()
-    assert await response.json() == {"prints": 0}
+    assert await response.json() == {"bare_connection": False, "prints": [own_print]}
     assert calls == [("GET", None)]

@@ -1,0 +1,698 @@
+"""The ``printapi`` command line, run as the real console script against real databases.
+
+Most commands run against the session's test database, emptied before each test by the
+``db`` fixture. Tests that need a database without the schema make their own on the same
+server and drop it afterwards.
+"""
+
+import asyncio
+import contextlib
+import copy
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from yarl import URL
+
+from service.auth import verify_password
+from service.migrate import migrate, migration_files
+from service.queries import Queries
+
+PRINTAPI = Path(sys.executable).parent / "printapi"
+TABLES = ("users", "api_tokens", "printers", "prints", "print_shot_feedbacks")
+TOKEN_LINE = re.compile(r"[0-9a-f]{40}\n")
+#: Seconds a command may take; a server may take to answer, and to stop after SIGTERM.
+COMMAND_TIMEOUT = 60
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0
+
+#: The example of API.md's import format, as written there.
+EXAMPLE = {
+    "users": [
+        {
+            "email": "owner@example.com",
+            "password": "optional",
+            "printers": [{"id": 7, "name": "MK4 left"}],
+            "prints": [
+                {
+                    "id": 1201,
+                    "printer": 7,
+                    "filename": "benchy.gcode",
+                    "started_at": "2026-03-01T12:00:00Z",
+                    "finished_at": None,
+                    "cancelled_at": "2026-03-01T13:10:00Z",
+                    "deleted_at": None,
+                    "alert_overwrite": None,
+                    "printshotfeedback_set": [
+                        {
+                            "id": 88,
+                            "image_url": "https://example.com/f/88.jpg",
+                            "answer": None,
+                            "answered_at": None,
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+class Cli:
+    """Runs the console script with DATABASE_URL set, and var/ kept in the test's tmp dir."""
+
+    def __init__(self, database_url: str, var_dir: Path) -> None:
+        self.database_url = database_url
+        self.var_dir = var_dir
+
+    def env(self, database_url: str | None) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": database_url or self.database_url,
+            "PRINTAPI_VAR_DIR": str(self.var_dir),
+        }
+
+    def run(
+        self, *args: str, stdin: str | None = None, database_url: str | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(PRINTAPI), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env(database_url),
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+
+    def start(self, *args: str, database_url: str | None = None) -> subprocess.Popen:
+        """Starts a long-running command in its own process group, output to a log file."""
+        log = open(self.var_dir / f"printapi-{uuid.uuid4().hex[:8]}.log", "w+")  # noqa: SIM115
+        process = subprocess.Popen(
+            [str(PRINTAPI), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env(database_url),
+            start_new_session=True,
+        )
+        process.log = log
+        return process
+
+
+def output(process: subprocess.Popen) -> str:
+    process.log.seek(0)
+    return process.log.read()
+
+
+@pytest.fixture
+def printapi(database_url, tmp_path) -> Cli:
+    return Cli(database_url, tmp_path)
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def empty_database_url(server_url):
+    """A database with no schema, made on the test server for one test and dropped after."""
+    name = f"printapi_cli_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    server = URL(server_url)
+    yield str(server.with_path(f"/{name}").with_query(server.query))
+    await _admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def other_database_url(empty_database_url):
+    """A second migrated database, empty, for an import that must land somewhere else."""
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(connection, Queries())
+    finally:
+        await connection.close()
+    return empty_database_url
+
+
+async def count_rows(connection: asyncpg.Connection) -> dict[str, int]:
+    return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
+
+
+def write_json(directory: Path, document) -> str:
+    path = directory / f"document-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return str(path)
+
+
+def example(**print_fields) -> dict:
+    """API.md's example document, with fields of its one print changed."""
+    document = copy.deepcopy(EXAMPLE)
+    document["users"][0]["prints"][0].update(print_fields)
+    return document
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """The ids of the processes that process ``pid`` forked and that still run (Linux)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def stop(process: subprocess.Popen) -> int:
+    """Sends SIGTERM to the process by its id; its exit code, once it has exited."""
+    os.kill(process.pid, signal.SIGTERM)
+    return process.wait(timeout=STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running(process: subprocess.Popen):
+    """Makes sure the process and the workers it forked are gone when the block is left."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # Workers left behind by a failed parent.
+        process.log.close()
+
+
+async def wait_until_answering(process, session: aiohttp.ClientSession, url: str) -> None:
+    """Polls ``url`` until the server answers anything, for at most START_TIMEOUT seconds."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{output(process)}")
+        try:
+            async with session.get(url) as response:
+                await response.read()
+                return
+        except aiohttp.ClientConnectionError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer in {START_TIMEOUT} s:\n{output(process)}")
+            await asyncio.sleep(0.1)
+
+
+# migrate
+
+
+async def test_migrate_twice_says_up_to_date_the_second_time(printapi, empty_database_url):
+    names = [path.stem for path in migration_files()]
+
+    first = printapi.run("migrate", database_url=empty_database_url)
+    second = printapi.run("migrate", database_url=empty_database_url)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == "applied: " + ", ".join(names) + "\n"
+    assert second.stdout == "migrations are up to date\n"
+
+
+async def test_two_migrate_processes_at_once_apply_each_migration_once(
+    printapi, empty_database_url
+):
+    names = [path.stem for path in migration_files()]
+    env = printapi.env(empty_database_url)
+    processes = [
+        subprocess.Popen(
+            [str(PRINTAPI), "migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for process in processes:
+        try:
+            results.append((*process.communicate(timeout=COMMAND_TIMEOUT), process.returncode))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    for _, stderr, code in results:
+        assert code == 0, stderr
+    assert sorted(stdout for stdout, _, _ in results) == [
+        "applied: " + ", ".join(names) + "\n",
+        "migrations are up to date\n",
+    ]
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT version, count(*) AS n FROM schema_migrations GROUP BY version"
+        )
+    finally:
+        await connection.close()
+    assert {row["version"]: row["n"] for row in rows} == dict.fromkeys(names, 1)
+
+
+# create-user, create-token, revoke-token
+
+
+async def test_create_user_takes_password_from_stdin(printapi, db):
+    result = printapi.run("create-user", "new@example.com", stdin="long enough secret\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    row = await db.fetchrow("SELECT id, email, password_hash FROM users")
+    assert result.stderr == f"created user {row['id']} (new@example.com)\n"
+    assert row["email"] == "new@example.com"
+    assert verify_password(row["password_hash"], "long enough secret")
+
+
+async def test_create_user_with_existing_email_in_other_case_exits_1(printapi, db, factory):
+    await factory.user("taken@example.com")
+
+    result = printapi.run("create-user", "TAKEN@Example.com", stdin="long enough secret\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi create-user: a user with the email TAKEN@Example.com exists already\n"
+    )
+    assert await db.fetchval("SELECT count(*) FROM users") == 1
+
+
+async def test_create_user_with_short_password_exits_1(printapi, db):
+    result = printapi.run("create-user", "new@example.com", stdin="short\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi create-user: the password must have at least 8 characters\n"
+    )
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_create_user_with_malformed_email_exits_1(printapi, db):
+    result = printapi.run("create-user", "not-an-email", stdin="long enough secret\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi create-user: 'not-an-email' is not an email address\n"
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_create_token_prints_one_token_line_that_authenticates(printapi, client, factory):
+    user_id = await factory.user("owner@example.com")
+    print_id = await factory.print(user_id)
+
+    result = printapi.run("create-token", "OWNER@example.com")
+
+    assert result.returncode == 0, result.stderr
+    assert TOKEN_LINE.fullmatch(result.stdout), result.stdout
+
+    token = result.stdout.strip()
+    response = await client.get("/api/v1/prints/", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status == 200, await response.text()
+    assert [item["id"] for item in await response.json()] == [print_id]
+
+
+async def test_create_token_for_unknown_email_exits_1(printapi, db):
+    result = printapi.run("create-token", "nobody@example.com")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == "printapi create-token: no user has the email nobody@example.com\n"
+    assert await db.fetchval("SELECT count(*) FROM api_tokens") == 0
+
+
+async def test_revoke_token_makes_it_answer_401(printapi, client, db, owner):
+    _, headers = owner
+    token = headers["Authorization"].split()[1]
+
+    result = printapi.run("revoke-token", token)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("revoked (since ")
+    assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM api_tokens") is True
+
+    response = await client.get("/api/v1/prints/", headers=headers)
+
+    assert response.status == 401, await response.text()
+
+
+async def test_revoke_unknown_token_exits_1(printapi, db, owner):
+    result = printapi.run("revoke-token", "0" * 40)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi revoke-token: no such token\n"
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+
+
+# import
+
+
+async def test_import_keeps_ids_and_api_shows_them(printapi, client, db, factory, tmp_path):
+    result = printapi.run("import", write_json(tmp_path, EXAMPLE))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "imported 1 users, 1 printers, 1 prints, 1 feedbacks\n"
+
+    user_id = await db.fetchval("SELECT id FROM users WHERE email = 'owner@example.com'")
+    token = await factory.token(user_id)
+    response = await client.get("/api/v1/prints/", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status == 200, await response.text()
+    assert await response.json() == [
+        {
+            "id": 1201,
+            "printer": 7,
+            "filename": "benchy.gcode",
+            "started_at": "2026-03-01T12:00:00.000000Z",
+            "finished_at": None,
+            "cancelled_at": "2026-03-01T13:10:00.000000Z",
+            "uploaded_at": None,
+            "alerted_at": None,
+            "alert_acknowledged_at": None,
+            "alert_muted_at": None,
+            "paused_at": None,
+            "video_url": None,
+            "tagged_video_url": None,
+            "poster_url": None,
+            "prediction_json_url": None,
+            "alert_overwrite": None,
+            "printshotfeedback_set": [
+                {
+                    "id": 88,
+                    "print_id": 1201,
+                    "image_url": "https://example.com/f/88.jpg",
+                    "answer": None,
+                    "answered_at": None,
+                }
+            ],
+        }
+    ]
+    printers = await db.fetch("SELECT id, user_id, name FROM printers")
+    assert [tuple(row) for row in printers] == [(7, user_id, "MK4 left")]
+
+
+async def test_imported_user_logs_in_with_imported_password(printapi, client, db, tmp_path):
+    result = printapi.run("import", write_json(tmp_path, EXAMPLE))
+
+    assert result.returncode == 0, result.stderr
+
+    response = await client.post(
+        "/api/v1/auth/login/", json={"email": "owner@example.com", "password": "optional"}
+    )
+
+    assert response.status == 200, await response.text()
+
+
+async def test_import_whose_last_print_id_exists_exits_1_and_writes_nothing(
+    printapi, db, factory, tmp_path
+):
+    existing = await factory.print(await factory.user("other@example.com"))
+    document = copy.deepcopy(EXAMPLE)
+    first = document["users"][0]["prints"][0]
+    document["users"][0]["prints"] += [
+        {**first, "id": 1202, "printshotfeedback_set": []},
+        {**first, "id": existing, "printshotfeedback_set": []},
+    ]
+    document["users"].append({"email": "second@example.com", "password": "long enough"})
+    before = await count_rows(db)
+
+    result = printapi.run("import", write_json(tmp_path, document))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"printapi import: already in the database: print {existing}\n"
+    assert await count_rows(db) == before
+
+
+async def test_import_print_naming_printer_of_other_user_in_document_exits_1(
+    printapi, db, tmp_path
+):
+    document = copy.deepcopy(EXAMPLE)
+    document["users"].append(
+        {
+            "email": "second@example.com",
+            "prints": [{"id": 1300, "printer": 7, "filename": "clip.gcode"}],
+        }
+    )
+
+    result = printapi.run("import", write_json(tmp_path, document))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi import: users[1].prints[0] (print 1300): "
+        "printer 7 is not a printer of second@example.com\n"
+    )
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+async def test_import_print_naming_printer_of_user_in_database_exits_1(
+    printapi, db, factory, tmp_path
+):
+    printer_id = await factory.printer(await factory.user("other@example.com"))
+    before = await count_rows(db)
+
+    result = printapi.run("import", write_json(tmp_path, example(printer=printer_id)))
+
+    assert result.returncode == 1, result.stderr
+    assert f"printer {printer_id} is not a printer of owner@example.com" in result.stderr
+    assert await count_rows(db) == before
+
+
+@pytest.mark.parametrize("value", ["2026-03-01 noon", "2026-03-01T12:00:00"])
+async def test_import_with_malformed_timestamp_exits_1_naming_field(printapi, db, tmp_path, value):
+    result = printapi.run("import", write_json(tmp_path, example(finished_at=value)))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi import: users[0].prints[0] (print 1201).finished_at: "
+        f"must be an RFC 3339 timestamp with a zone, not {value!r}\n"
+    )
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+async def test_rows_created_after_import_get_ids_above_imported_ones(
+    printapi, db, factory, tmp_path
+):
+    result = printapi.run("import", write_json(tmp_path, EXAMPLE))
+
+    assert result.returncode == 0, result.stderr
+
+    imported_user = await db.fetchval("SELECT id FROM users")
+    user_id = await factory.user("new@example.com")
+    printer_id = await factory.printer(user_id)
+    print_id = await factory.print(user_id)
+    feedback_id = await factory.feedback(print_id)
+
+    assert user_id > imported_user
+    assert (printer_id, print_id, feedback_id) == (8, 1202, 89)
+
+
+# export
+
+
+ROUND_TRIP = {
+    "users": [
+        {
+            "email": "maker@example.com",
+            "password": "maker password",
+            "printers": [{"id": 3, "name": "Voron"}, {"id": 9, "name": "Bambu X1C"}],
+            "prints": [
+                {
+                    "id": 40,
+                    "printer": 9,
+                    "filename": "gear.gcode",
+                    "started_at": "2026-01-05T08:00:00.125000Z",
+                    "finished_at": "2026-01-05T10:30:00+00:00",
+                    "uploaded_at": "2026-01-05T10:32:00Z",
+                    "alerted_at": "2026-01-05T09:00:00Z",
+                    "alert_acknowledged_at": "2026-01-05T09:03:00Z",
+                    "alert_muted_at": "2026-01-05T09:05:00Z",
+                    "paused_at": "2026-01-05T09:00:30+01:00",
+                    "video_url": "https://media.example.com/40/video.mp4",
+                    "tagged_video_url": "https://media.example.com/40/tagged.mp4",
+                    "poster_url": "https://media.example.com/40/poster.jpg",
+                    "prediction_json_url": "https://media.example.com/40/p.json",
+                    "alert_overwrite": "NOT_FAILED",
+                    "printshotfeedback_set": [
+                        {
+                            "id": 500,
+                            "image_url": "https://media.example.com/40/1.jpg",
+                            "answer": "LOOKS_OK",
+                            "answered_at": "2026-01-06T07:00:00Z",
+                        },
+                        {"id": 501, "image_url": "https://media.example.com/40/2.jpg"},
+                    ],
+                },
+                {
+                    "id": 41,
+                    "printer": 3,
+                    "filename": "deleted.gcode",
+                    "started_at": "2026-01-07T08:00:00Z",
+                    "cancelled_at": "2026-01-07T08:10:00Z",
+                    "deleted_at": "2026-01-08T00:00:00Z",
+                },
+                {"id": 42, "filename": "never started.gcode"},
+            ],
+        },
+        {"email": "Viewer@Example.com", "printers": [], "prints": []},
+    ]
+}
+
+
+async def test_export_imported_elsewhere_exports_identical_json(
+    printapi, db, other_database_url, tmp_path
+):
+    imported = printapi.run("import", write_json(tmp_path, ROUND_TRIP))
+    first = printapi.run("export")
+
+    assert imported.returncode == 0, imported.stderr
+    assert first.returncode == 0, first.stderr
+    exported = json.loads(first.stdout)
+    deleted = exported["users"][0]["prints"][1]
+    assert (deleted["id"], deleted["deleted_at"]) == (41, "2026-01-08T00:00:00.000000Z")
+
+    again = printapi.run("import", write_json(tmp_path, exported), database_url=other_database_url)
+    second = printapi.run("export", database_url=other_database_url)
+
+    assert again.returncode == 0, again.stderr
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+
+
+# seed-demo
+
+
+async def test_seed_demo_on_empty_database_prints_token_for_long_history(printapi, client, db):
+    result = printapi.run("seed-demo")
+
+    assert result.returncode == 0, result.stderr
+    assert TOKEN_LINE.fullmatch(result.stdout), result.stdout
+
+    token = result.stdout.strip()
+    response = await client.get("/api/v1/prints/", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status == 200, await response.text()
+    assert len(await response.json()) > 1000
+    printers = await db.fetchval(
+        "SELECT count(*) FROM printers AS p JOIN users AS u ON u.id = p.user_id"
+        " WHERE u.email = 'demo@example.com'"
+    )
+    assert printers > 1
+
+
+async def test_seed_demo_on_non_empty_database_exits_1_and_changes_nothing(printapi, db, factory):
+    await factory.print(await factory.user())
+    before = await count_rows(db)
+
+    result = printapi.run("seed-demo")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        "printapi seed-demo: the database is not empty; seed-demo only fills an empty one\n"
+    )
+    assert await count_rows(db) == before
+
+
+# serve
+
+
+async def test_serve_on_tcp_answers_then_stops_on_sigterm(printapi, factory, owner):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+
+    with running(printapi.start("serve", "--host", "127.0.0.1", "--port", str(port))) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            async with session.get(base, headers=headers) as response:
+                status, body = response.status, await response.text()
+
+        assert status == 200, body
+        assert [item["id"] for item in json.loads(body)] == [print_id]
+
+        assert stop(server) == 0, output(server)
+
+
+async def test_serve_on_unix_socket_answers_then_stops_on_sigterm(printapi, factory, owner):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="printapi-") as directory,
+        running(printapi.start("serve", "--unix", f"{directory}/api.sock")) as server,
+    ):
+        connector = aiohttp.UnixConnector(path=f"{directory}/api.sock")
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await wait_until_answering(server, session, "http://localhost/api/v1/prints/")
+            async with session.get("http://localhost/api/v1/prints/", headers=headers) as response:
+                status, body = response.status, await response.text()
+
+        assert status == 200, body
+        assert [item["id"] for item in json.loads(body)] == [print_id]
+
+        assert stop(server) == 0, output(server)
+
+
+async def test_serve_with_two_workers_answers_then_stops_on_sigterm(printapi, factory, owner):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+
+            async def fetch():
+                async with aiohttp.ClientSession() as fresh, fresh.get(base, headers=headers) as r:
+                    return r.status, await r.text()
+
+            answers = await asyncio.gather(*(fetch() for _ in range(8)))
+
+        assert [status for status, _ in answers] == [200] * 8, answers
+        assert {body for _, body in answers} == {answers[0][1]}
+        assert [item["id"] for item in json.loads(answers[0][1])] == [print_id]
+        workers = children(server.pid)
+        assert len(workers) == 2, workers
+
+        assert stop(server) == 0, output(server)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def test_serve_with_pending_migrations_exits_1_saying_to_migrate(
+    printapi, empty_database_url
+):
+    names = [path.stem for path in migration_files()]
+    port = str(free_port())
+
+    result = printapi.run(
+        "serve", "--host", "127.0.0.1", "--port", port, database_url=empty_database_url
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.endswith(
+        f"printapi serve: migrations not applied: {', '.join(names)}; run: printapi migrate\n"
+    )
