@@ -1,5 +1,6 @@
 """Credentials: API tokens (random, stored as SHA-256), passwords (argon2), and origin checks."""
 
+import functools
 import hashlib
 import secrets
 from urllib.parse import urlsplit
@@ -8,8 +9,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-#: Verified against when the email is unknown, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 #: Methods that cannot change data; the cross-site check leaves them alone.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -38,10 +37,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a login takes as long either way."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; a user without a password never matches."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

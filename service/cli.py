@@ -16,6 +16,7 @@ from service import embedded
 from service.auth import hash_password, new_token, token_digest
 from service.migrate import MigrationError, migrate, pending
 from service.queries import Queries, SQLLoadError
+from service.server import WorkerError, serve
 from service.settings import Settings, SettingsError
 from service.transfer import ImportDataError, export_document, import_document
 
@@ -177,8 +178,6 @@ def cmd_seed_demo(settings: Settings, args) -> None:
 
 
 def cmd_serve(settings: Settings, args) -> None:
-    from service.server import serve
-
     settings = attrs.evolve(
         settings,
         host=args.host or settings.host,
@@ -292,7 +291,14 @@ def main(argv=None) -> int:
         # pgserver narrates every step of starting PostgreSQL at INFO; keep its warnings only.
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         args.run(settings, args)
-    except (CommandError, SettingsError, ImportDataError, MigrationError, SQLLoadError) as error:
+    except (
+        CommandError,
+        SettingsError,
+        ImportDataError,
+        MigrationError,
+        SQLLoadError,
+        WorkerError,
+    ) as error:
         print(f"printapi {args.command}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,9 +7,9 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from service import errors
-from service.auth import verify_password
-from service.keys import CONNECTION, DATA, PRINT_ID, QUERIES
-from service.middleware import check_same_site
+from service.auth import new_token, token_digest, verify_password
+from service.keys import CONNECTION, DATA, PRINT_ID, QUERIES, SETTINGS
+from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
 from service.params import Filter, Sorting, parse_list_params, parse_print_change
 
@@ -151,8 +151,13 @@ class LoginView(web.View):
         if not verify_password(password_hash, credentials["password"]):
             raise errors.Unauthorized("Invalid email or password.")
 
+        token = new_token()
+        settings = self.request.app[SETTINGS]
+        await self.request[CONNECTION].execute(
+            queries.create_session.text, user["id"], token_digest(token), settings.session_max_age
+        )
         session = await new_session(self.request)
-        session["user_id"] = user["id"]
+        session[SESSION_TOKEN] = token
         return json_response({"id": user["id"], "email": user["email"]})
 
 
@@ -171,12 +176,16 @@ def _credentials(body) -> dict[str, str]:
 
 
 class LogoutView(web.View):
-    """POST /api/v1/auth/logout/: clears the session cookie."""
+    """POST /api/v1/auth/logout/: ends the session on the server and clears the cookie."""
 
     public = True
 
     async def post(self) -> web.Response:
         check_same_site(self.request)
         session = await get_session(self.request)
+        token = session.get(SESSION_TOKEN)
+        if isinstance(token, str):
+            queries = self.request.app[QUERIES]
+            await self.request[CONNECTION].execute(queries.revoke_token.text, token_digest(token))
         session.invalidate()
         return web.Response(status=204)

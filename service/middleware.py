@@ -21,6 +21,9 @@ from service.params import MAX_BIGINT
 
 logger = logging.getLogger(__name__)
 
+#: The key, in the encrypted session cookie, of the login's session token.
+SESSION_TOKEN = "token"
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler):
@@ -108,18 +111,22 @@ async def auth_middleware(request: web.Request, handler):
         token = parse_authorization(header)
         if token is None:
             raise errors.Unauthorized("Invalid Authorization header: use Bearer <token>.")
-        user_id = await connection.fetchval(queries.authenticate_token.text, token_digest(token))
+        user_id = await connection.fetchval(
+            queries.authenticate_token.text, token_digest(token), "api"
+        )
         if user_id is None:
             raise errors.Unauthorized("Invalid or revoked token.")
     else:
         session = await get_session(request)
-        session_user = session.get("user_id")
-        if type(session_user) is not int:
+        token = session.get(SESSION_TOKEN)
+        if not isinstance(token, str):
             raise errors.Unauthorized("Authentication credentials were not provided.")
-        user_id = await connection.fetchval(queries.authenticate_session.text, session_user)
+        user_id = await connection.fetchval(
+            queries.authenticate_token.text, token_digest(token), "session"
+        )
         if user_id is None:
             session.invalidate()
-            raise errors.Unauthorized("The session's user no longer exists; log in again.")
+            raise errors.Unauthorized("The session has ended; log in again.")
         check_same_site(request)
 
     request[USER_ID] = user_id

@@ -81,12 +81,12 @@ async def migrate(
 async def pending(
     connection: asyncpg.Connection, queries: Queries, directory: Path = MIGRATIONS_DIR
 ) -> list[str]:
-    """The names of the migrations not applied yet (all of them on an empty database)."""
-    await connection.execute(queries.migrations_lock.text, LOCK_KEY)
-    try:
-        await connection.execute(queries.migrations_create_table.text)
+    """The names of the migrations not applied yet (all of them on an empty database).
+
+    Reads only: a database that was never migrated is left as it is.
+    """
+    applied = set()
+    if await connection.fetchval(queries.migrations_table_exists.text):
         rows = await connection.fetch(queries.migrations_applied.text)
-    finally:
-        await connection.execute(queries.migrations_unlock.text, LOCK_KEY)
-    applied = {row["version"] for row in rows}
+        applied = {row["version"] for row in rows}
     return [path.stem for path in migration_files(directory) if path.stem not in applied]

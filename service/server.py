@@ -64,10 +64,21 @@ def serve(settings: Settings, unix_path: str | None = None, workers: int = 1) ->
         _run_worker(settings, sock)
         return
 
-    children = []
+    # Forward stop signals from the first fork on, so none can kill the parent alone.
+    children: list[int] = []
+
+    def forward(signum, _frame):
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             code = 0
             try:
                 _run_worker(settings, sock)
@@ -77,20 +88,22 @@ def serve(settings: Settings, unix_path: str | None = None, workers: int = 1) ->
             os._exit(code)
         children.append(pid)
 
-    def forward(signum, _frame):
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    failed = 0
     for child in children:
         while True:
             try:
-                os.waitpid(child, 0)
-                break
+                _, status = os.waitpid(child, 0)
             except ChildProcessError:
                 break
             except InterruptedError:
                 continue
+            if os.waitstatus_to_exitcode(status) != 0:
+                failed += 1
+            break
     sock.close()
+    if failed:
+        raise WorkerError(f"{failed} of {workers} workers exited with an error")
+
+
+class WorkerError(Exception):
+    """A worker process ended with an error; its log says why."""

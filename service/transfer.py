@@ -17,6 +17,9 @@ from service.params import MAX_BIGINT
 from service.queries import Queries
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
 _TIMESTAMPS = (
     "started_at",
     "finished_at",
@@ -66,11 +69,13 @@ def _text(value, where: str, *, required: bool) -> str | None:
 def _timestamp(value, where: str) -> datetime.datetime | None:
     if value is None:
         return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = None
+    if isinstance(value, str) and _RFC3339.match(value):
+        try:
+            parsed = datetime.datetime.fromisoformat(value.upper())
+        except ValueError:
+            parsed = None  # Matches the pattern but is no real date, like February 30th.
+    if parsed is None:
         raise ImportDataError(f"{where}: must be an RFC 3339 timestamp with a zone, not {value!r}")
     return parsed
 

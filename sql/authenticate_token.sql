@@ -1,5 +1,7 @@
--- The user that the unrevoked token with SHA-256 $1 belongs to.
+-- The user that the live token of kind $2 ('api' or 'session') with SHA-256 $1 belongs to.
 SELECT t.user_id
   FROM api_tokens AS t
  WHERE t.token_hash = $1
+   AND t.kind = $2
    AND t.revoked_at IS NULL
+   AND (t.expires_at IS NULL OR t.expires_at > now())

@@ -226,11 +226,6 @@ async def test_logout_answers_204_and_cookie_no_longer_authenticates(client, log
     assert after.headers["WWW-Authenticate"] == CHALLENGE
 
 
-@pytest.mark.xfail(
-    reason="the session lives only in the encrypted cookie: logout clears the browser's copy, "
-    "but a saved copy stays valid until it expires (session_max_age)",
-    strict=True,
-)
 async def test_copy_of_cookie_replayed_after_logout_answers_401(client, logged_in):
     cookie = session_cookie(client)
     await client.post(LOGOUT)
@@ -239,6 +234,29 @@ async def test_copy_of_cookie_replayed_after_logout_answers_401(client, logged_i
     response = await client.get(PRINTS, headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
 
     assert response.status == 401, await response.text()
+
+
+async def test_expired_session_answers_401(client, db, logged_in):
+    await db.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
+
+    response = await client.get(PRINTS)
+
+    assert response.status == 401, await response.text()
+    assert await response.json() == {"detail": "The session has ended; log in again."}
+
+
+async def test_login_stores_a_session_token_that_expires_after_max_age(client, db, owner):
+    user_id, _ = owner
+
+    response = await client.post(LOGIN, json={"email": "owner@example.com", "password": PASSWORD})
+
+    assert response.status == 200, await response.text()
+    row = await db.fetchrow(
+        "SELECT expires_at - created_at AS lifetime FROM api_tokens"
+        " WHERE user_id = $1 AND kind = 'session'",
+        user_id,
+    )
+    assert row["lifetime"].total_seconds() == 14 * 24 * 3600
 
 
 async def test_session_of_deleted_user_answers_401(client, db, logged_in):
