@@ -41,7 +41,7 @@ class ListParams:
 
 def _integer(raw: str, low: int, high: int) -> int | str:
     """The integer in ``raw`` within [low, high], or the message saying why it is not."""
-    text = raw.strip()
+    text = raw
     if not text.isascii() or not text.isdigit():
         return "A whole number is required."
     value = int(text)
@@ -88,7 +88,7 @@ def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | 
         return kind(raw)
     except ValueError:
         choices = ", ".join(member.value for member in kind)
-        errors[name] = [f'"{raw}" is not a valid choice; use one of: {choices}.']
+        errors[name] = [f"{_show(raw)} is not a valid choice; use one of: {choices}."]
         return None
 
 
