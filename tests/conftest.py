@@ -9,7 +9,6 @@ import asyncio
 import datetime
 import os
 import uuid
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -31,7 +30,8 @@ _FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 TABLES = "users, api_tokens, printers, prints, print_shot_feedbacks"
 
 
-async def _admin(url: str, statement: str) -> None:
+async def admin(url: str, statement: str) -> None:
+    """Runs one statement on its own connection, for CREATE and DROP DATABASE."""
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(statement)
@@ -62,12 +62,12 @@ def server_url():
 def database_url(server_url):
     """The URL of a migrated database made for this session and dropped after it."""
     name = f"printapi_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(server_url, f'CREATE DATABASE "{name}"'))
     server = URL(server_url)
     url = str(server.with_path(f"/{name}").with_query(server.query))
     asyncio.run(_migrate(url))
     yield url
-    asyncio.run(_admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    asyncio.run(admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -173,5 +173,9 @@ async def owner(factory):
     return user_id, {"Authorization": f"Bearer {token}"}
 
 
-def sql_dir() -> Path:
-    return PROJECT_ROOT / "sql"
+@pytest.fixture
+async def stranger(factory):
+    """Another user with a token, whose prints the owner must never see."""
+    user_id = await factory.user("stranger@example.com")
+    token = await factory.token(user_id)
+    return user_id, {"Authorization": f"Bearer {token}"}

@@ -28,6 +28,7 @@ from yarl import URL
 from service.auth import verify_password
 from service.migrate import migrate, migration_files
 from service.queries import Queries
+from tests.conftest import admin
 
 PRINTAPI = Path(sys.executable).parent / "printapi"
 TABLES = ("users", "api_tokens", "printers", "prints", "print_shot_feedbacks")
@@ -121,22 +122,14 @@ def printapi(database_url, tmp_path) -> Cli:
     return Cli(database_url, tmp_path)
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def empty_database_url(server_url):
     """A database with no schema, made on the test server for one test and dropped after."""
     name = f"printapi_cli_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await admin(server_url, f'CREATE DATABASE "{name}"')
     server = URL(server_url)
     yield str(server.with_path(f"/{name}").with_query(server.query))
-    await _admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -94,14 +94,6 @@ async def make_slots(factory, user_id: int, matching: dict, *others: dict) -> di
 
 
 @pytest.fixture
-async def stranger(factory):
-    """Another user: (user id, request headers carrying a token of theirs)."""
-    user_id = await factory.user("stranger@example.com")
-    token = await factory.token(user_id)
-    return user_id, {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
 async def timeline(factory, owner):
     """Nine prints of the owner with ties on started_at and three never started.
 

@@ -68,14 +68,6 @@ async def naive_client(aiohttp_client, settings, db, calls):
 
 
 @pytest.fixture
-async def stranger(factory):
-    """Another user with a token: (user id, request headers carrying the token)."""
-    user_id = await factory.user("stranger@example.com")
-    token = await factory.token(user_id)
-    return user_id, {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
 async def foreign_print(factory, stranger):
     return await factory.print(stranger[0], filename="secret.gcode")
 

@@ -48,14 +48,6 @@ async def feedback_rows(db, print_id: int) -> list[tuple]:
 
 
 @pytest.fixture
-async def stranger(factory):
-    """Another user with a token: (user id, request headers carrying the token)."""
-    user_id = await factory.user("stranger@example.com")
-    token = await factory.token(user_id)
-    return user_id, {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
 async def own_print(factory, owner):
     """A live print of the owner, last changed long ago, with three unanswered frames."""
     user_id, _ = owner
