@@ -1,14 +1,16 @@
 """The application factory: routes, middleware, and the pool's life in a cleanup context."""
 
+import hashlib
 import logging
 
 from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from service.db import create_pool
+from service.changes import ChangeFeed
+from service.db import StatementCounter, create_pool
 from service.handlers import LoginView, LogoutView, PrintsView, PrintView
-from service.keys import POOL, QUERIES, SETTINGS
+from service.keys import ETAG_SECRET, FEED, POOL, QUERIES, SETTINGS, STATEMENTS
 from service.middleware import (
     auth_middleware,
     connection_middleware,
@@ -38,8 +40,9 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
 
+    secret = settings.session_key()
     storage = EncryptedCookieStorage(
-        settings.session_key(),
+        secret,
         cookie_name=SESSION_COOKIE,
         max_age=settings.session_max_age,
         httponly=True,
@@ -58,6 +61,8 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     )
     app[SETTINGS] = settings
     app[QUERIES] = Queries()
+    app[STATEMENTS] = StatementCounter()
+    app[ETAG_SECRET] = hashlib.blake2b(secret, person=b"printapi-etag").digest()
 
     _add(app, "/api/v1/prints/", PrintsView)
     for prefix in ("/api/v1/prints/", "/api/v1/print/"):
@@ -73,6 +78,9 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
 
 async def _pool_context(app: web.Application):
     settings = app[SETTINGS]
-    app[POOL] = await create_pool(settings.database_url, settings)
+    app[POOL] = await create_pool(settings.database_url, settings, app[STATEMENTS])
+    app[FEED] = ChangeFeed(settings.database_url)
+    await app[FEED].start()
     yield
+    await app[FEED].close()
     await app[POOL].close()

@@ -14,13 +14,37 @@ class DatabaseUnavailableError(Exception):
     """No connection could be had in time: the database is down, or every connection is busy."""
 
 
-async def create_pool(dsn: str, settings) -> asyncpg.Pool:
+class StatementCounter:
+    """Counts the statements run on the pool's connections: one round trip each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _record) -> None:
+        self.count += 1
+
+    async def watch(self, connection: asyncpg.Connection) -> None:
+        """The pool's ``init``: counts the statements of each new connection."""
+        connection.add_query_logger(self)
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """The pool's ``reset``: nothing to undo, since requests change no session state.
+
+    asyncpg still rolls back a transaction left open before calling it. Its default reset
+    (RESET ALL, UNLISTEN *, ...) would cost one more round trip on every request.
+    """
+
+
+async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
     """Opens the pool the app shares; statements that run too long are cancelled server-side."""
     timeout_ms = str(int(settings.statement_timeout * 1000))
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
+        init=counter.watch,
+        reset=_keep_session,
         server_settings={
             "application_name": "printapi",
             "statement_timeout": timeout_ms,

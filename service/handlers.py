@@ -1,5 +1,6 @@
 """The API's resources: the print list, one print, and the session login and logout."""
 
+import hashlib
 import json
 import logging
 
@@ -8,7 +9,17 @@ from aiohttp_session import get_session, new_session
 
 from service import errors
 from service.auth import new_token, token_digest, verify_password
-from service.keys import CONNECTION, DATA, PRINT_ID, QUERIES, SETTINGS
+from service.keys import (
+    CONNECTION,
+    DATA,
+    ETAG_SECRET,
+    FEED,
+    PRINT,
+    PRINT_ID,
+    QUERIES,
+    SETTINGS,
+    USER_ID,
+)
 from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
 from service.params import Filter, Sorting, parse_list_params, parse_print_change
@@ -19,8 +30,55 @@ logger = logging.getLogger(__name__)
 STREAM_BATCH = 500
 
 
-def json_response(value, status: int = 200) -> web.Response:
-    return web.Response(text=dumps(value), status=status, content_type="application/json")
+#: Polled answers are the user's own and change at any time: caches keep them per user
+#: and ask again each time, sending the ETag back.
+CACHING_HEADERS = {"Cache-Control": "private, no-cache", "Vary": "Authorization, Cookie"}
+
+
+def json_response(value, status: int = 200, headers=None) -> web.Response:
+    return web.Response(
+        text=dumps(value), status=status, content_type="application/json", headers=headers
+    )
+
+
+def make_etag(secret: bytes, *parts) -> str:
+    """A strong ETag for what ``parts`` name; keyed, so that nobody can forge one."""
+    text = "|".join(str(part) for part in parts).encode()
+    return '"' + hashlib.blake2b(text, key=secret, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(request: web.Request, etag: str) -> bool:
+    """True when the request's If-None-Match names ``etag`` (or is ``*``)."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False
+    for candidate in header.split(","):
+        candidate = candidate.strip().removeprefix("W/")
+        if candidate in (etag, "*"):
+            return True
+    return False
+
+
+def not_modified(etag: str) -> web.Response:
+    return web.Response(status=304, headers={"ETag": etag, **CACHING_HEADERS})
+
+
+async def data_version(request: web.Request) -> int:
+    """The user's data version: from the worker's memory, else read from the database.
+
+    Read it before the data it labels: a change that lands in between then shows as a newer
+    answer under an older version, which the next poll refreshes, never the other way round.
+    """
+    feed = request.app[FEED]
+    user_id = request[USER_ID]
+    version = feed.version(user_id)
+    if version is not None:
+        return version
+
+    epoch = feed.epoch
+    version = (await request[DATA].fetchrow("get_data_version"))["version"]
+    feed.remember_version(user_id, version, epoch)
+    return version
 
 
 async def read_json(request: web.Request):
@@ -44,10 +102,16 @@ class PrintsView(web.View):
         needs_feedback = params.filter is Filter.NEED_PRINT_SHOT_FEEDBACK
         simple_filter = None if needs_feedback or params.filter is None else params.filter.value
 
+        version = await data_version(self.request)
+        etag = make_etag(self.request.app[ETAG_SECRET], self.request[USER_ID], version, params)
+        if etag_matches(self.request, etag):
+            return not_modified(etag)
+        headers = {"ETag": etag, **CACHING_HEADERS}
+
         if params.sorting is None:
             if needs_feedback:
-                return await self._stream("list_prints_need_feedback")
-            return await self._stream("list_prints", simple_filter)
+                return await self._stream(headers, "list_prints_need_feedback")
+            return await self._stream(headers, "list_prints", simple_filter)
 
         suffix = "date_desc" if params.sorting is Sorting.DATE_DESC else "date_asc"
         if needs_feedback:
@@ -58,9 +122,9 @@ class PrintsView(web.View):
             rows = await data.fetch(
                 f"list_prints_{suffix}", simple_filter, params.start, params.limit
             )
-        return json_response([Print.from_row(row).to_json() for row in rows])
+        return json_response([Print.from_row(row).to_json() for row in rows], headers=headers)
 
-    async def _stream(self, query_name: str, *args) -> web.StreamResponse:
+    async def _stream(self, headers: dict, query_name: str, *args) -> web.StreamResponse:
         """Writes the whole list batch by batch, so memory stays bounded however long it is.
 
         The first batch is read before the status is sent: a database that fails early still
@@ -71,7 +135,7 @@ class PrintsView(web.View):
             cursor = await data.cursor(query_name, *args)
             rows = await cursor.fetch(STREAM_BATCH)
 
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
             await response.prepare(self.request)
             # XXX: an error after this point can only cut the connection, not send a status.
             separator = b"["
@@ -87,13 +151,22 @@ class PrintsView(web.View):
 
 
 class PrintView(web.View):
-    """GET and PATCH /api/v1/prints/{id}/; the ownership middleware has checked the id."""
+    """GET and PATCH /api/v1/prints/{id}/; the ownership middleware has loaded the print.
+
+    The detail's ETag is a keyed hash of its body: the print is read on every request anyway,
+    so the ETag is exact.
+    """
 
     async def get(self) -> web.Response:
-        row = await self.request[DATA].fetchrow("get_print", self.request[PRINT_ID])
-        if row is None:
-            raise errors.NotFound()
-        return json_response(Print.from_row(row).to_json())
+        body = dumps(self.request[PRINT].to_json())
+        etag = make_etag(self.request.app[ETAG_SECRET], body)
+        if etag_matches(self.request, etag):
+            return not_modified(etag)
+        return web.Response(
+            text=body,
+            content_type="application/json",
+            headers={"ETag": etag, **CACHING_HEADERS},
+        )
 
     async def patch(self) -> web.Response:
         change = parse_print_change(await read_json(self.request))

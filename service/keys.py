@@ -3,12 +3,18 @@
 import asyncpg
 from aiohttp import web
 
+from service.changes import ChangeFeed
+from service.db import StatementCounter
 from service.queries import Queries
 from service.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
+FEED = web.AppKey("feed", ChangeFeed)
+STATEMENTS = web.AppKey("statements", StatementCounter)
+#: The key of the ETags' keyed hash.
+ETAG_SECRET = web.AppKey("etag_secret", bytes)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CONNECTION = web.RequestKey("connection", asyncpg.Connection)
@@ -16,3 +22,5 @@ USER_ID = web.RequestKey("user_id", int)
 #: The statement runner bound to the authenticated user (a service.db.UserData).
 DATA = web.RequestKey("data", object)
 PRINT_ID = web.RequestKey("print_id", int)
+#: The print a route's {print_id} names, as the ownership middleware loaded it.
+PRINT = web.RequestKey("print", object)

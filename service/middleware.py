@@ -15,8 +15,19 @@ from aiohttp_session import get_session
 from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
 from service.db import DatabaseUnavailableError, UserData, acquire
-from service.keys import CONNECTION, DATA, POOL, PRINT_ID, QUERIES, REQUEST_ID, SETTINGS, USER_ID
-from service.models import dumps
+from service.keys import (
+    CONNECTION,
+    DATA,
+    FEED,
+    POOL,
+    PRINT,
+    PRINT_ID,
+    QUERIES,
+    REQUEST_ID,
+    SETTINGS,
+    USER_ID,
+)
+from service.models import Print, dumps
 from service.params import MAX_BIGINT
 
 logger = logging.getLogger(__name__)
@@ -104,16 +115,12 @@ async def auth_middleware(request: web.Request, handler):
     if not _is_routed(request) or _is_public(request):
         return await handler(request)
 
-    connection = request[CONNECTION]
-    queries = request.app[QUERIES]
     header = request.headers.get("Authorization")
     if header is not None:
         token = parse_authorization(header)
         if token is None:
             raise errors.Unauthorized("Invalid Authorization header: use Bearer <token>.")
-        user_id = await connection.fetchval(
-            queries.authenticate_token.text, token_digest(token), "api"
-        )
+        user_id = await _token_owner(request, "api", token)
         if user_id is None:
             raise errors.Unauthorized("Invalid or revoked token.")
     else:
@@ -121,19 +128,33 @@ async def auth_middleware(request: web.Request, handler):
         token = session.get(SESSION_TOKEN)
         if not isinstance(token, str):
             raise errors.Unauthorized("Authentication credentials were not provided.")
-        user_id = await connection.fetchval(
-            queries.authenticate_token.text, token_digest(token), "session"
-        )
+        user_id = await _token_owner(request, "session", token)
         if user_id is None:
             session.invalidate()
             raise errors.Unauthorized("The session has ended; log in again.")
         check_same_site(request)
 
     request[USER_ID] = user_id
-    request[DATA] = UserData(connection, queries, user_id)
+    request[DATA] = UserData(request[CONNECTION], request.app[QUERIES], user_id)
     # From here on the connection is reachable only through the runner bound to the user.
     del request[CONNECTION]
     return await handler(request)
+
+
+async def _token_owner(request: web.Request, kind: str, token: str) -> int | None:
+    """The user a live token belongs to: from the worker's memory, else from the database."""
+    feed = request.app[FEED]
+    digest = token_digest(token)
+    user_id = feed.token_owner(kind, digest)
+    if user_id is not None:
+        return user_id
+
+    epoch = feed.epoch
+    queries = request.app[QUERIES]
+    user_id = await request[CONNECTION].fetchval(queries.authenticate_token.text, digest, kind)
+    if user_id is not None:
+        feed.remember_token(kind, digest, user_id, epoch)
+    return user_id
 
 
 def check_same_site(request: web.Request) -> None:
@@ -147,10 +168,11 @@ def check_same_site(request: web.Request) -> None:
 
 @web.middleware
 async def ownership_middleware(request: web.Request, handler):
-    """For a route with ``{print_id}``: 404 unless the print is live and the user's own.
+    """For a route with ``{print_id}``: loads the print, or 404 unless it is live and the user's.
 
     The same 404 answers a malformed id, a missing print, a deleted one and another user's,
-    so ids cannot be probed. Sets ``request[PRINT_ID]`` to the checked integer.
+    so ids cannot be probed. Sets ``request[PRINT_ID]`` and ``request[PRINT]``, the Print as
+    read in the same round trip, which a GET answers with as it is.
     """
     raw = request.match_info.get("print_id")
     if raw is None or not _is_routed(request):
@@ -159,8 +181,10 @@ async def ownership_middleware(request: web.Request, handler):
     if not (raw.isascii() and raw.isdigit() and raw[0] != "0" and int(raw) <= MAX_BIGINT):
         raise errors.NotFound()
     print_id = int(raw)
-    if await request[DATA].fetchrow("check_print_owner", print_id) is None:
+    row = await request[DATA].fetchrow("get_print", print_id)
+    if row is None:
         raise errors.NotFound()
 
     request[PRINT_ID] = print_id
+    request[PRINT] = Print.from_row(row)
     return await handler(request)
