@@ -1,5 +1,6 @@
 """The application factory: routes, middleware, and the pool's life in a cleanup context."""
 
+import asyncio
 import hashlib
 import logging
 
@@ -10,12 +11,21 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from service.changes import ChangeFeed
 from service.db import StatementCounter, create_pool
 from service.handlers import LoginView, LogoutView, PrintsView, PrintView
-from service.keys import ETAG_SECRET, FEED, POOL, QUERIES, SETTINGS, STATEMENTS
+from service.keys import (
+    ETAG_SECRET,
+    FEED,
+    PASSWORD_CHECKS,
+    POOL,
+    QUERIES,
+    SETTINGS,
+    STATEMENTS,
+)
 from service.middleware import (
     auth_middleware,
     connection_middleware,
     error_middleware,
     ownership_middleware,
+    send_request_id,
 )
 from service.queries import Queries
 from service.settings import Settings
@@ -62,6 +72,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app[SETTINGS] = settings
     app[QUERIES] = Queries()
     app[STATEMENTS] = StatementCounter()
+    app[PASSWORD_CHECKS] = asyncio.Semaphore(2)
     app[ETAG_SECRET] = hashlib.blake2b(secret, person=b"printapi-etag").digest()
 
     _add(app, "/api/v1/prints/", PrintsView)
@@ -72,6 +83,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     for path, view in extra_routes:
         app.router.add_view(path, view)
 
+    app.on_response_prepare.append(send_request_id)
     app.cleanup_ctx.append(_pool_context)
     return app
 

@@ -1,12 +1,14 @@
 """The contract's error bodies: ``{"detail": ...}``, or ``{"field": [messages]}`` for a 400."""
 
-from aiohttp import web
+import json
 
-from service.models import dumps
+from aiohttp import web
 
 
 def _json_body(body: dict) -> dict:
-    return {"text": dumps(body), "content_type": "application/json"}
+    # ASCII escapes: a message may quote a client's string holding a lone surrogate, which
+    # has no UTF-8 form.
+    return {"text": json.dumps(body, separators=(",", ":")), "content_type": "application/json"}
 
 
 class BadRequest(web.HTTPBadRequest):

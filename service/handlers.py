@@ -1,5 +1,6 @@
 """The API's resources: the print list, one print, and the session login and logout."""
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -10,13 +11,15 @@ from aiohttp_session import get_session, new_session
 from service import errors
 from service.auth import new_token, token_digest, verify_password
 from service.keys import (
-    CONNECTION,
     DATA,
     ETAG_SECRET,
     FEED,
+    LEASE,
+    PASSWORD_CHECKS,
     PRINT,
     PRINT_ID,
     QUERIES,
+    REQUEST_ID,
     SETTINGS,
     USER_ID,
 )
@@ -127,26 +130,34 @@ class PrintsView(web.View):
     async def _stream(self, headers: dict, query_name: str, *args) -> web.StreamResponse:
         """Writes the whole list batch by batch, so memory stays bounded however long it is.
 
-        The first batch is read before the status is sent: a database that fails early still
-        gets a proper error response.
+        Each batch is the next ids after the last one sent, read in its own statement; the
+        connection goes back to the pool while the batch is written, so a client that reads
+        slowly holds nothing but its own socket. The first batch is read before the status
+        is sent: a database that fails early still gets a proper error response.
         """
         data = self.request[DATA]
-        async with data.transaction(isolation="repeatable_read", readonly=True):
-            cursor = await data.cursor(query_name, *args)
-            rows = await cursor.fetch(STREAM_BATCH)
+        rows = await data.fetch(query_name, *args, 0, STREAM_BATCH)
+        response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
+        await response.prepare(self.request)
 
-            response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
-            await response.prepare(self.request)
-            # XXX: an error after this point can only cut the connection, not send a status.
-            separator = b"["
-            while rows:
-                chunk = ",".join(dumps(Print.from_row(row).to_json()) for row in rows)
-                await response.write(separator + chunk.encode())
-                separator = b","
-                rows = await cursor.fetch(STREAM_BATCH) if len(rows) == STREAM_BATCH else []
+        # XXX: an error past this point can only cut the connection, not send a status.
+        separator = b"["
+        try:
+            while True:
+                await data.release()
+                if rows:
+                    chunk = ",".join(dumps(Print.from_row(row).to_json()) for row in rows)
+                    await response.write(separator + chunk.encode())
+                    separator = b","
+                if len(rows) < STREAM_BATCH:
+                    break
+                rows = await data.fetch(query_name, *args, rows[-1]["id"], STREAM_BATCH)
             await response.write(b"[]" if separator == b"[" else b"]")
-
-        await response.write_eof()
+            await response.write_eof()
+        except ConnectionResetError:
+            logger.info(
+                "client left during a streamed list (request %s)", self.request[REQUEST_ID]
+            )
         return response
 
 
@@ -207,26 +218,36 @@ class PrintView(web.View):
 
 
 class LoginView(web.View):
-    """POST /api/v1/auth/login/: checks email and password, and sets the session cookie."""
+    """POST /api/v1/auth/login/: checks email and password, and sets the session cookie.
+
+    The connection is given back while the password is checked: argon2 takes a tenth of a
+    second of CPU by design, run in a thread, at most PASSWORD_CHECKS at a time per worker.
+    """
 
     public = True
 
     async def post(self) -> web.Response:
         check_same_site(self.request)
-        body = await read_json(self.request)
-        credentials = _credentials(body)
-
+        credentials = _credentials(await read_json(self.request))
         queries = self.request.app[QUERIES]
-        user = await self.request[CONNECTION].fetchrow(
-            queries.find_user_by_email.text, credentials["email"]
-        )
+        lease = self.request[LEASE]
+
+        connection = await lease.connection()
+        user = await connection.fetchrow(queries.find_user_by_email.text, credentials["email"])
+        await lease.release()
+
         password_hash = user["password_hash"] if user else None
-        if not verify_password(password_hash, credentials["password"]):
+        async with self.request.app[PASSWORD_CHECKS]:
+            matches = await asyncio.get_running_loop().run_in_executor(
+                None, verify_password, password_hash, credentials["password"]
+            )
+        if not matches:
             raise errors.Unauthorized("Invalid email or password.")
 
         token = new_token()
         settings = self.request.app[SETTINGS]
-        await self.request[CONNECTION].execute(
+        connection = await lease.connection()
+        await connection.execute(
             queries.create_session.text, user["id"], token_digest(token), settings.session_max_age
         )
         session = await new_session(self.request)
@@ -243,9 +264,22 @@ def _credentials(body) -> dict[str, str]:
         value = body.get(name)
         if not isinstance(value, str) or not value:
             problems[name] = ["This field is required and must be a non-empty string."]
+        elif not _storable(value):
+            problems[name] = ["Must not hold NUL or unpaired surrogate characters."]
     if problems:
         raise errors.BadRequest(problems)
     return {"email": body["email"], "password": body["password"]}
+
+
+def _storable(text: str) -> bool:
+    """True when PostgreSQL can take ``text``: no NUL, and a UTF-8 form exists."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LogoutView(web.View):
@@ -259,6 +293,7 @@ class LogoutView(web.View):
         token = session.get(SESSION_TOKEN)
         if isinstance(token, str):
             queries = self.request.app[QUERIES]
-            await self.request[CONNECTION].execute(queries.revoke_token.text, token_digest(token))
+            connection = await self.request[LEASE].connection()
+            await connection.execute(queries.revoke_token.text, token_digest(token))
         session.invalidate()
         return web.Response(status=204)

@@ -1,10 +1,12 @@
 """Typed keys for what the app shares between requests."""
 
+import asyncio
+
 import asyncpg
 from aiohttp import web
 
 from service.changes import ChangeFeed
-from service.db import StatementCounter
+from service.db import Lease, StatementCounter
 from service.queries import Queries
 from service.settings import Settings
 
@@ -13,11 +15,14 @@ QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 FEED = web.AppKey("feed", ChangeFeed)
 STATEMENTS = web.AppKey("statements", StatementCounter)
+#: Bounds the password checks running at once in a worker, each a tenth of a second of CPU.
+PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
 
 REQUEST_ID = web.RequestKey("request_id", str)
-CONNECTION = web.RequestKey("connection", asyncpg.Connection)
+#: The request's pooled connection, taken on first use (a service.db.Lease).
+LEASE = web.RequestKey("lease", Lease)
 USER_ID = web.RequestKey("user_id", int)
 #: The statement runner bound to the authenticated user (a service.db.UserData).
 DATA = web.RequestKey("data", object)

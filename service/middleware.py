@@ -14,11 +14,11 @@ from aiohttp_session import get_session
 
 from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
-from service.db import DatabaseUnavailableError, UserData, acquire
+from service.db import DatabaseUnavailableError, Lease, UserData
 from service.keys import (
-    CONNECTION,
     DATA,
     FEED,
+    LEASE,
     POOL,
     PRINT,
     PRINT_ID,
@@ -39,34 +39,65 @@ SESSION_TOKEN = "token"
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     """Turns every error into the contract's JSON body; the only place that logs a crash."""
-    request[REQUEST_ID] = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request_id = _request_id(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as error:
         if error.content_type == "application/json" or error.status < 400:
             raise
-        return _json_error(error)
+        response = _json_error(error)
+    except ConnectionResetError:
+        # The client went away mid-answer, as phones and closed tabs do: not a server fault.
+        logger.info(
+            "client disconnected during %s %s",
+            request.method,
+            request.path,
+            extra={"request_id": request_id},
+        )
+        raise
     except DatabaseUnavailableError as error:
         logger.warning(
-            "database unavailable: %s", error, extra={"request_id": request[REQUEST_ID]}
+            "database unavailable: %s (request %s)",
+            error,
+            request_id,
+            extra={"request_id": request_id},
         )
-        return errors.ServiceUnavailable()
+        response = errors.ServiceUnavailable()
     except (
         asyncpg.QueryCanceledError,
         asyncpg.TooManyConnectionsError,
         asyncpg.CannotConnectNowError,
         asyncpg.ConnectionDoesNotExistError,
     ) as error:
-        logger.warning("database error: %r", error, extra={"request_id": request[REQUEST_ID]})
-        return errors.ServiceUnavailable()
+        logger.warning(
+            "database error: %r (request %s)", error, request_id, extra={"request_id": request_id}
+        )
+        response = errors.ServiceUnavailable()
     except Exception:
         logger.exception(
-            "unexpected error in %s %s",
+            "unexpected error in %s %s (request %s)",
             request.method,
             request.path,
-            extra={"request_id": request[REQUEST_ID]},
+            request_id,
+            extra={"request_id": request_id},
         )
-        return errors.ServerError()
+        response = errors.ServerError()
+    return response
+
+
+async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Signal handler: every response, streamed ones too, names its request for the logs."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers["X-Request-ID"] = request_id
+
+
+def _request_id(given: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one."""
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
 
 
 def _json_error(error: web.HTTPException) -> web.Response:
@@ -95,14 +126,17 @@ def _is_routed(request: web.Request) -> bool:
 
 @web.middleware
 async def connection_middleware(request: web.Request, handler):
-    """Gives each routed request one pooled connection, shared by authentication and handler."""
+    """Gives each routed request a lease on one pooled connection, taken on first use."""
     if not _is_routed(request):
         return await handler(request)
 
     settings = request.app[SETTINGS]
-    async with acquire(request.app[POOL], settings.acquire_timeout) as connection:
-        request[CONNECTION] = connection
+    lease = Lease(request.app[POOL], settings.acquire_timeout)
+    request[LEASE] = lease
+    try:
         return await handler(request)
+    finally:
+        await lease.release()
 
 
 @web.middleware
@@ -115,7 +149,10 @@ async def auth_middleware(request: web.Request, handler):
     if not _is_routed(request) or _is_public(request):
         return await handler(request)
 
-    header = request.headers.get("Authorization")
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) > 1:
+        raise errors.Unauthorized("Send one Authorization header, not several.")
+    header = headers[0] if headers else None
     if header is not None:
         token = parse_authorization(header)
         if token is None:
@@ -135,9 +172,9 @@ async def auth_middleware(request: web.Request, handler):
         check_same_site(request)
 
     request[USER_ID] = user_id
-    request[DATA] = UserData(request[CONNECTION], request.app[QUERIES], user_id)
+    request[DATA] = UserData(request[LEASE], request.app[QUERIES], user_id)
     # From here on the connection is reachable only through the runner bound to the user.
-    del request[CONNECTION]
+    del request[LEASE]
     return await handler(request)
 
 
@@ -151,7 +188,8 @@ async def _token_owner(request: web.Request, kind: str, token: str) -> int | Non
 
     epoch = feed.epoch
     queries = request.app[QUERIES]
-    user_id = await request[CONNECTION].fetchval(queries.authenticate_token.text, digest, kind)
+    connection = await request[LEASE].connection()
+    user_id = await connection.fetchval(queries.authenticate_token.text, digest, kind)
     if user_id is not None:
         feed.remember_token(kind, digest, user_id, epoch)
     return user_id
@@ -178,7 +216,13 @@ async def ownership_middleware(request: web.Request, handler):
     if raw is None or not _is_routed(request):
         return await handler(request)
 
-    if not (raw.isascii() and raw.isdigit() and raw[0] != "0" and int(raw) <= MAX_BIGINT):
+    if not (
+        raw.isascii()
+        and raw.isdigit()
+        and raw[0] != "0"
+        and len(raw) <= len(str(MAX_BIGINT))
+        and int(raw) <= MAX_BIGINT
+    ):
         raise errors.NotFound()
     print_id = int(raw)
     row = await request[DATA].fetchrow("get_print", print_id)

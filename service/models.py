@@ -24,7 +24,8 @@ class Answer(enum.StrEnum):
 
 def format_timestamp(value: datetime.datetime) -> str:
     """RFC 3339 in UTC with microseconds and a Z, the one timestamp form the API writes."""
-    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def _serialise(_instance, _field, value):

@@ -44,6 +44,8 @@ def _integer(raw: str, low: int, high: int) -> int | str:
     text = raw
     if not text.isascii() or not text.isdigit():
         return "A whole number is required."
+    if len(text.lstrip("0")) > len(str(high)):
+        return f"Must be between {low} and {high}."
     value = int(text)
     if not low <= value <= high:
         return f"Must be between {low} and {high}."

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from service.db import PLANNER_SETTINGS
+from service.handlers import STREAM_BATCH
 from service.queries import Queries
 
 HISTORY = 20_000
@@ -36,7 +38,6 @@ SELECT p.id,
 """
 #: How many times PostgreSQL plans a prepared statement for its values before it may
 #: switch to the generic plan, as a pooled connection does after its first few lists.
-CUSTOM_PLANS_FIRST = 5
 
 
 @pytest.fixture
@@ -55,6 +56,8 @@ async def explain(db, statement: str, arguments: str, plan_cache_mode: str) -> d
     ``plan_cache_mode`` is PostgreSQL's: force_custom_plan plans for the values given, as
     on a connection's first runs; force_generic_plan plans once for any values, as later.
     """
+    for name, value in PLANNER_SETTINGS.items():
+        await db.execute(f"SELECT set_config('{name}', '{value}', false)")
     await db.execute(f"SET plan_cache_mode = {plan_cache_mode}")
     await db.execute(f"PREPARE listed AS {getattr(Queries(), statement).text}")
     text = await db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE listed({arguments})")
@@ -98,16 +101,22 @@ async def test_date_asc_first_page_reads_twelve_entries_of_started_asc_index(
     assert index_scans(plan)["prints_user_started_asc"] == 12
 
 
-async def test_id_order_list_on_a_warm_connection_reads_only_the_users_index_entries(
-    db, heavy_user
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("after", ["0", "the middle"])
+async def test_stream_batch_reads_only_its_own_entries_of_the_user_id_index(
+    db, heavy_user, plan_cache_mode, after
 ):
-    await db.execute(f"PREPARE listed AS {Queries().list_prints.text}")
-    for _ in range(CUSTOM_PLANS_FIRST):
-        await db.execute(f"EXECUTE listed({heavy_user}, NULL)")
+    middle = await db.fetchval(
+        "SELECT id FROM prints WHERE user_id = $1 ORDER BY id OFFSET $2 LIMIT 1",
+        heavy_user,
+        HISTORY // 2,
+    )
+    after_id = 0 if after == "0" else middle
 
-    text = await db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE listed({heavy_user}, NULL)")
+    plan = await explain(
+        db, "list_prints", f"{heavy_user}, NULL, {after_id}, {STREAM_BATCH}", plan_cache_mode
+    )
 
-    plan = json.loads(text)[0]["Plan"]
-    assert plan["Actual Rows"] == HISTORY
-    assert index_scans(plan)["prints_user_id_id"] == HISTORY
+    assert plan["Actual Rows"] == STREAM_BATCH
+    assert index_scans(plan)["prints_user_id_id"] == STREAM_BATCH
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes(plan)) == 0

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
-from service.keys import CONNECTION, DATA, POOL
+from service.keys import DATA, LEASE, POOL
 from tests.conftest import at
 
 NOT_FOUND = {"detail": "Not found."}
@@ -44,10 +44,10 @@ def naive_views(calls: list) -> list[tuple[str, type[web.View]]]:
     class NaiveAllView(web.View):
         async def get(self) -> web.Response:
             calls.append(("GET", None))
-            rows = await self.request[DATA].fetch("list_prints", None)
+            rows = await self.request[DATA].fetch("list_prints", None, 0, 100)
             return web.json_response(
                 {
-                    "bare_connection": CONNECTION in self.request,
+                    "bare_connection": LEASE in self.request,
                     "prints": [row["id"] for row in rows],
                 }
             )

@@ -1,0 +1,153 @@
+"""Input and clients that try to break the service get a clear answer, never a 500 or a hang."""
+
+import asyncio
+import datetime
+import logging
+import socket
+
+import attrs
+import pytest
+
+from service.app import create_app
+from service.models import format_timestamp
+
+PRINTS = "/api/v1/prints/"
+NOT_FOUND = {"detail": "Not found."}
+
+
+async def _many_prints(db, user_id: int, count: int) -> None:
+    await db.execute(
+        "INSERT INTO prints (user_id, filename, started_at)"
+        " SELECT $1, 'a-long-enough-file-name-' || n || '.gcode', now()"
+        " FROM generate_series(1, $2) AS n",
+        user_id,
+        count,
+    )
+
+
+async def test_id_of_five_thousand_digits_answers_404(client, owner):
+    _, headers = owner
+
+    response = await client.get(f"{PRINTS}{'9' * 5000}/", headers=headers)
+
+    assert response.status == 404, await response.text()
+    assert await response.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("name", ["start", "limit"])
+async def test_number_of_five_thousand_digits_answers_400(client, owner, name):
+    _, headers = owner
+    query = {"sorting": "date_desc", name: "1" * 5000}
+
+    response = await client.get(PRINTS, params=query, headers=headers)
+
+    assert response.status == 400, await response.text()
+    assert list(await response.json()) == [name]
+
+
+async def test_lone_surrogate_in_patch_answers_400_in_ascii(client, factory, owner):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+
+    response = await client.patch(
+        f"{PRINTS}{print_id}/",
+        data=b'{"alert_overwrite": "\\ud800"}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "alert_overwrite": ['"\ud800" is not a valid choice; use FAILED, NOT_FAILED or null.']
+    }
+
+
+@pytest.mark.parametrize("email", ["owner@example.com\\u0000", "owner\\ud800@example.com"])
+async def test_login_with_unstorable_email_answers_400(client, owner, email):
+    body = f'{{"email": "{email}", "password": "correct horse"}}'.encode()
+
+    response = await client.post(
+        "/api/v1/auth/login/", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "email": ["Must not hold NUL or unpaired surrogate characters."]
+    }
+
+
+async def test_two_authorization_headers_answer_401(client, owner):
+    _, headers = owner
+    twice = [("Authorization", headers["Authorization"]), ("Authorization", "Bearer nope")]
+
+    response = await client.get(PRINTS, headers=twice)
+
+    assert response.status == 401, await response.text()
+    assert await response.json() == {"detail": "Send one Authorization header, not several."}
+
+
+async def test_request_id_given_by_the_client_comes_back(client, owner):
+    _, headers = owner
+
+    response = await client.get(PRINTS, headers={**headers, "X-Request-ID": "abc-123"})
+
+    assert response.status == 200, await response.text()
+    assert response.headers["X-Request-ID"] == "abc-123"
+
+
+async def test_request_id_is_made_when_the_client_sends_none(client):
+    response = await client.get(PRINTS)
+
+    assert response.status == 401, await response.text()
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_timestamps_before_year_1000_keep_four_digit_years():
+    value = datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
+
+    assert format_timestamp(value) == "0001-01-02T00:00:00.000000Z"
+
+
+async def _stalled_list_request(port: int, token: str) -> socket.socket:
+    """A client that asks for the whole list and then reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    request = f"GET {PRINTS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    await asyncio.get_running_loop().sock_sendall(sock, request.encode())
+    return sock
+
+
+async def test_client_that_stops_reading_a_long_list_holds_no_connection(
+    aiohttp_client, settings, db, factory, owner, stranger
+):
+    user_id, headers = owner
+    await _many_prints(db, user_id, 30_000)
+    await factory.print(stranger[0])
+    small_pool = attrs.evolve(settings, pool_max_size=1, acquire_timeout=2.0)
+    client = await aiohttp_client(create_app(small_pool))
+    token = headers["Authorization"].removeprefix("Bearer ")
+    stalled = await _stalled_list_request(client.port, token)
+    await asyncio.sleep(0.5)
+
+    try:
+        response = await client.get(PRINTS, headers=stranger[1])
+
+        assert response.status == 200, await response.text()
+        assert len(await response.json()) == 1
+    finally:
+        stalled.close()
+
+
+async def test_client_leaving_mid_list_is_not_logged_as_an_error(client, db, owner, caplog):
+    user_id, headers = owner
+    await _many_prints(db, user_id, 30_000)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    leaving = await _stalled_list_request(client.port, token)
+    await asyncio.sleep(0.2)
+    leaving.close()
+
+    await asyncio.sleep(0.5)
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
