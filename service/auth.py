@@ -10,6 +10,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 
+#: The fewest characters a password may have, at create-user and at import alike.
+MIN_PASSWORD_LENGTH = 8
+
 #: Methods that cannot change data; the cross-site check leaves them alone.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -6,28 +6,59 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import re
+import shlex
+import signal
 import sys
 
 import asyncpg
 import attrs
 
 from service import embedded
-from service.auth import hash_password, new_token, token_digest
+from service.auth import MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.migrate import MigrationError, migrate, pending
 from service.queries import Queries, SQLLoadError
-from service.server import WorkerError, serve
+from service.server import WorkerError, address, bind, serve
 from service.settings import Settings, SettingsError
 from service.transfer import ImportDataError, export_document, import_document
 
 logger = logging.getLogger("service.cli")
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-MIN_PASSWORD_LENGTH = 8
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+#: The exit status of a command whose reader closed standard output, as if SIGPIPE killed it.
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 
 
 class CommandError(Exception):
     """A command cannot do what it was asked; the message is for the person who asked."""
+
+
+class OutputClosed(Exception):
+    """The reader of standard output went away, as ``printapi export | head`` does."""
+
+
+@contextlib.contextmanager
+def _stdout_errors():
+    """Turns a failed write to standard output into OutputClosed or a CommandError."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise OutputClosed from None
+    except OSError as error:
+        raise CommandError(f"cannot write to standard output: {error.strerror}") from None
+
+
+def _write(text: str) -> None:
+    with _stdout_errors():
+        sys.stdout.write(text)
+
+
+def _silence_stdout() -> None:
+    """Points standard output at /dev/null, so the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @contextlib.contextmanager
@@ -50,13 +81,24 @@ async def _connect(settings: Settings) -> asyncpg.Connection:
         raise CommandError(f"cannot connect to the database: {error}") from error
 
 
-def _run(settings: Settings, work) -> None:
-    """Runs ``work(connection, queries)`` against the configured database, then closes it."""
+async def _require_migrated(connection: asyncpg.Connection, queries: Queries) -> None:
+    waiting = await pending(connection, queries)
+    if waiting:
+        raise CommandError(f"migrations not applied: {', '.join(waiting)}; run: printapi migrate")
+
+
+def _run(settings: Settings, work, *, migrated: bool = True) -> None:
+    """Runs ``work(connection, queries)`` against the configured database, then closes it.
+
+    Unless ``migrated`` is false, refuses first a database with migrations not applied.
+    """
     queries = Queries()
 
     async def main():
         connection = await _connect(settings)
         try:
+            if migrated:
+                await _require_migrated(connection, queries)
             return await work(connection, queries)
         finally:
             await connection.close()
@@ -71,23 +113,35 @@ def cmd_migrate(settings: Settings, args) -> None:
         done = await migrate(connection, queries)
         print("applied: " + ", ".join(done) if done else "migrations are up to date")
 
-    _run(settings, work)
+    _run(settings, work, migrated=False)
 
 
 def _read_password(email: str) -> str:
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {email}: ")
-        if getpass.getpass("Again: ") != password:
-            raise CommandError("the two passwords differ")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {email}: ")
+            if getpass.getpass("Again: ") != password:
+                raise CommandError("the two passwords differ")
+        else:
+            password = sys.stdin.buffer.readline().decode("utf-8").rstrip("\r\n")
+    except UnicodeError:
+        raise CommandError("the password is not valid UTF-8") from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise CommandError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     return password
 
 
+def _utf8(value: str, what: str) -> str:
+    """The argument, unless its bytes were not UTF-8 (Python keeps those as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError(f"{what} {value!r} is not valid UTF-8") from None
+    return value
+
+
 def cmd_create_user(settings: Settings, args) -> None:
-    if not _EMAIL.match(args.email):
+    if not _EMAIL.fullmatch(_utf8(args.email, "the email")):
         raise CommandError(f"{args.email!r} is not an email address")
     password_hash = hash_password(_read_password(args.email))
 
@@ -113,8 +167,10 @@ async def _create_token(connection, queries, email: str) -> str:
 
 
 def cmd_create_token(settings: Settings, args) -> None:
+    email = _utf8(args.email, "the email")
+
     async def work(connection, queries):
-        print(await _create_token(connection, queries, args.email))
+        print(await _create_token(connection, queries, email))
 
     _run(settings, work)
 
@@ -154,8 +210,9 @@ def cmd_export(settings: Settings, args) -> None:
     from service.models import dumps
 
     async def work(connection, queries):
-        await export_document(connection, queries, sys.stdout.write, dumps)
-        sys.stdout.flush()
+        await export_document(connection, queries, _write, dumps)
+        with _stdout_errors():
+            sys.stdout.flush()
 
     _run(settings, work)
 
@@ -183,25 +240,40 @@ def cmd_serve(settings: Settings, args) -> None:
         host=args.host or settings.host,
         port=settings.port if args.port is None else args.port,
     )
-    with database(settings) as ready:
+    _utf8(settings.host, "the host")
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1, not {args.workers}")
+    if not 0 <= settings.port <= 65535:
+        raise CommandError(f"the port must be from 0 to 65535, not {settings.port}")
+
+    # Bound first: a taken address stops the command before the database starts, and before
+    # --demo prints a token that no server would answer.
+    sock = _listen(settings, args.unix)
+    with contextlib.closing(sock), database(settings) as ready:
         if args.demo:
-            asyncio.run(_prepare_demo(ready))
+            asyncio.run(_prepare_demo(ready, sock))
         else:
             asyncio.run(_check_migrated(ready))
-        serve(ready, unix_path=args.unix, workers=args.workers)
+        serve(ready, workers=args.workers, sock=sock)
+
+
+def _listen(settings: Settings, unix_path: str | None):
+    try:
+        return bind(settings, unix_path)
+    except OSError as error:
+        where = unix_path or f"{settings.host}:{settings.port}"
+        raise CommandError(f"cannot listen on {where}: {error.strerror or error}") from None
 
 
 async def _check_migrated(settings: Settings) -> None:
     connection = await _connect(settings)
     try:
-        waiting = await pending(connection, Queries())
+        await _require_migrated(connection, Queries())
     finally:
         await connection.close()
-    if waiting:
-        raise CommandError(f"migrations not applied: {', '.join(waiting)}; run: printapi migrate")
 
 
-async def _prepare_demo(settings: Settings) -> None:
+async def _prepare_demo(settings: Settings, sock) -> None:
     """Migrates, seeds an empty database, and prints a curl line with a fresh demo token."""
     from service.demo import DEMO_EMAIL, DEMO_PASSWORD
 
@@ -220,11 +292,13 @@ async def _prepare_demo(settings: Settings) -> None:
     finally:
         await connection.close()
 
-    url = (
-        f"http://{settings.host}:{settings.port}/api/v1/prints/?start=0&limit=12&sorting=date_desc"
-    )
+    where = address(sock)
+    curl, base = "curl", where
+    if not where.startswith("http://"):
+        curl, base = f"curl --unix-socket {shlex.quote(where)}", "http://localhost"
+    url = f"{base}/api/v1/prints/?start=0&limit=12&sorting=date_desc"
     print(f"\nDemo user: {DEMO_EMAIL} (password {DEMO_PASSWORD})")
-    print(f"Try:\n  curl -H 'Authorization: Bearer {token}' '{url}'\n", flush=True)
+    print(f"Try:\n  {curl} -H 'Authorization: Bearer {token}' '{url}'\n", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +365,11 @@ def main(argv=None) -> int:
         # pgserver narrates every step of starting PostgreSQL at INFO; keep its warnings only.
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         args.run(settings, args)
+        with _stdout_errors():
+            sys.stdout.flush()
+    except OutputClosed:
+        _silence_stdout()
+        return EXIT_OUTPUT_CLOSED
     except (
         CommandError,
         SettingsError,

@@ -6,10 +6,12 @@ SIGINT and SIGTERM reach the workers, which finish the requests in flight and ex
 """
 
 import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
+import stat
 import sys
 
 from aiohttp import web
@@ -24,22 +26,41 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def bind(settings: Settings, unix_path: str | None) -> socket.socket:
-    """The listening socket: TCP on settings.host:port, or a unix socket at ``unix_path``."""
+    """The listening socket: TCP on settings.host:port, or a unix socket at ``unix_path``.
+
+    Raises OSError when the address cannot be had: in use, not this machine's, no such
+    directory, or a file that is not a socket already at ``unix_path``.
+    """
     if unix_path:
-        with_stale = os.path.exists(unix_path)
-        if with_stale:
-            os.unlink(unix_path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(unix_path)
-        os.chmod(unix_path, 0o660)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISSOCK(os.lstat(unix_path).st_mode):
+                raise FileExistsError(errno.EEXIST, "a file that is not a socket is there")
+            os.unlink(unix_path)  # A socket left behind by a server that stopped.
+        family, target = socket.AF_UNIX, unix_path
     else:
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, settings.port))
-    sock.listen(1024)
+        target = (settings.host, settings.port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family != socket.AF_UNIX:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(target)
+        if family == socket.AF_UNIX:
+            os.chmod(unix_path, 0o660)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
+
+
+def address(sock: socket.socket) -> str:
+    """Where a listening socket answers: its path, or an http:// URL."""
+    if sock.family == socket.AF_UNIX:
+        return sock.getsockname()
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
 
 
 def _run_worker(settings: Settings, sock: socket.socket) -> None:
@@ -51,12 +72,22 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
     )
 
 
-def serve(settings: Settings, unix_path: str | None = None, workers: int = 1) -> None:
-    """Serves until SIGINT or SIGTERM; returns once every worker has stopped."""
+def serve(
+    settings: Settings,
+    unix_path: str | None = None,
+    workers: int = 1,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serves until SIGINT or SIGTERM; returns once every worker has stopped.
+
+    Listens on ``sock`` when given, bound by the caller with ``bind()``, so that a caller can
+    learn that the address is taken before it does anything else; otherwise binds itself.
+    """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    sock = bind(settings, unix_path)
-    where = unix_path or "http://{}:{}".format(*sock.getsockname()[:2])
+    if sock is None:
+        sock = bind(settings, unix_path)
+    where = address(sock)
     logger.info("serving on %s with %d worker(s)", where, workers)
     print(f"printapi serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 

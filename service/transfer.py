@@ -11,7 +11,7 @@ import re
 import asyncpg
 import attrs
 
-from service.auth import hash_password
+from service.auth import MIN_PASSWORD_LENGTH, hash_password
 from service.models import PRINT_FIELDS, AlertOverwrite, Answer, Print, format_timestamp
 from service.params import MAX_BIGINT
 from service.queries import Queries
@@ -31,6 +31,10 @@ _TIMESTAMPS = (
     "paused_at",
     "deleted_at",
 )
+#: Python's first and last instants, which asyncpg writes as -infinity and infinity and reads
+#: back without a zone; an import takes only what lies between them.
+_FIRST_INSTANT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+_LAST_INSTANT = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 _URLS = ("video_url", "tagged_video_url", "poster_url", "prediction_json_url")
 _PRINT_KEYS = PRINT_FIELDS | {"deleted_at"}
 _FEEDBACK_KEYS = {"id", "print_id", "image_url", "answer", "answered_at"}
@@ -63,7 +67,20 @@ def _text(value, where: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or (required and not value):
         raise ImportDataError(f"{where}: must be a non-empty string, not {value!r}")
+    _storable(value, where)
     return value
+
+
+def _storable(value: str, where: str) -> None:
+    """Refuses what a text column cannot hold: NUL, and lone surrogates, which UTF-8 lacks."""
+    if "\x00" in value:
+        raise ImportDataError(f"{where}: must not contain the NUL character \\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ImportDataError(
+            f"{where}: must not contain the lone surrogate {value[error.start]!r}"
+        ) from None
 
 
 def _timestamp(value, where: str) -> datetime.datetime | None:
@@ -77,6 +94,15 @@ def _timestamp(value, where: str) -> datetime.datetime | None:
             parsed = None  # Matches the pattern but is no real date, like February 30th.
     if parsed is None:
         raise ImportDataError(f"{where}: must be an RFC 3339 timestamp with a zone, not {value!r}")
+    try:
+        utc = parsed.astimezone(datetime.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _FIRST_INSTANT < utc < _LAST_INSTANT:
+        raise ImportDataError(
+            f"{where}: must fall in the years 1 to 9999 in UTC, first and last instants "
+            f"excluded, not {value!r}"
+        )
     return parsed
 
 
@@ -124,8 +150,9 @@ def check_document(document) -> _Batch:
         where = f"users[{user_index}]"
         _unknown_keys(_object(user, where), _USER_KEYS, where)
         email = user.get("email")
-        if not isinstance(email, str) or not _EMAIL.match(email):
+        if not isinstance(email, str) or not _EMAIL.fullmatch(email):
             raise ImportDataError(f"{where}: email must be an email address, not {email!r}")
+        _storable(email, f"{where}.email")
         claim("email", email.lower(), where)
         batch.emails.append(email)
         batch.password_hashes.append(_password_hash(user, where))
@@ -138,7 +165,7 @@ def check_document(document) -> _Batch:
             claim("printer", printer_id, at)
             own_printers.add(printer_id)
             batch.printers.append(
-                (printer_id, email, _text(printer.get("name"), at, required=True))
+                (printer_id, email, _text(printer.get("name"), f"{at}.name", required=True))
             )
 
         for index, item in enumerate(_list(user.get("prints"), f"{where}.prints")):
@@ -148,9 +175,23 @@ def check_document(document) -> _Batch:
 
 
 def _password_hash(user: dict, where: str) -> str | None:
-    if user.get("password") is not None:
-        return hash_password(_text(user["password"], f"{where}.password", required=True))
-    return _text(user.get("password_hash"), f"{where}.password_hash", required=False)
+    password = user.get("password")
+    if password is None:
+        password_hash = _text(user.get("password_hash"), f"{where}.password_hash", required=False)
+        if password_hash is not None and not password_hash.startswith("$argon2"):
+            raise ImportDataError(f"{where}.password_hash: must be an argon2 hash ($argon2...)")
+        return password_hash
+
+    if user.get("password_hash") is not None:
+        raise ImportDataError(f"{where}: has a password and a password_hash; give one of them")
+    if not isinstance(password, str):  # The value is not shown: it is a password.
+        raise ImportDataError(f"{where}.password: must be a string")
+    _storable(password, f"{where}.password")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ImportDataError(
+            f"{where}.password: must have at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    return hash_password(password)
 
 
 def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Batch, claim):
@@ -160,8 +201,10 @@ def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Bat
     claim("print", print_id, at)
 
     printer_id = item.get("printer")
-    if printer_id is not None and printer_id not in own_printers:
-        raise ImportDataError(f"{at}: printer {printer_id!r} is not a printer of {email}")
+    if printer_id is not None:
+        printer_id = _id(printer_id, f"{at}.printer")
+        if printer_id not in own_printers:
+            raise ImportDataError(f"{at}: printer {printer_id} is not a printer of {email}")
 
     columns = [
         print_id,
@@ -172,6 +215,10 @@ def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Bat
         _choice(item.get("alert_overwrite"), AlertOverwrite, f"{at}.alert_overwrite"),
         _timestamp(item.get("deleted_at"), f"{at}.deleted_at"),
     ]
+    if item.get("finished_at") is not None and item.get("cancelled_at") is not None:
+        raise ImportDataError(
+            f"{at}: has finished_at and cancelled_at; a print finishes or is cancelled, not both"
+        )
     batch.prints.append((email, *columns))
 
     shots = _list(item.get("printshotfeedback_set"), f"{at}.printshotfeedback_set")
@@ -180,17 +227,15 @@ def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Bat
         _unknown_keys(_object(shot, shot_at), _FEEDBACK_KEYS, shot_at)
         feedback_id = _id(shot.get("id"), shot_at)
         claim("feedback", feedback_id, shot_at)
-        if shot.get("print_id") not in (None, print_id):
-            raise ImportDataError(f"{shot_at}: print_id {shot['print_id']!r} is not {print_id}")
-        batch.feedbacks.append(
-            (
-                feedback_id,
-                print_id,
-                _text(shot.get("image_url"), f"{shot_at}.image_url", required=True),
-                _choice(shot.get("answer"), Answer, f"{shot_at}.answer"),
-                _timestamp(shot.get("answered_at"), f"{shot_at}.answered_at"),
-            )
-        )
+        shot_print_id = shot.get("print_id")
+        if shot_print_id is not None and _id(shot_print_id, f"{shot_at}.print_id") != print_id:
+            raise ImportDataError(f"{shot_at}: print_id {shot_print_id} is not {print_id}")
+        image_url = _text(shot.get("image_url"), f"{shot_at}.image_url", required=True)
+        answer = _choice(shot.get("answer"), Answer, f"{shot_at}.answer")
+        answered_at = _timestamp(shot.get("answered_at"), f"{shot_at}.answered_at")
+        if answered_at is not None and answer is None:
+            raise ImportDataError(f"{shot_at}: has answered_at but no answer")
+        batch.feedbacks.append((feedback_id, print_id, image_url, answer, answered_at))
 
 
 def _columns(rows: list[tuple], count: int) -> list[list]:

@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,17 +86,20 @@ class Cli:
         }
 
     def run(
-        self, *args: str, stdin: str | None = None, database_url: str | None = None
+        self, *args: str, stdin: str | bytes | None = None, database_url: str | None = None
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        """Runs a command to its end; stdin may be bytes, and the output is text either way."""
+        result = subprocess.run(
             [str(PRINTAPI), *args],
-            input=stdin,
+            input=stdin.encode("utf-8") if isinstance(stdin, str) else stdin,
             capture_output=True,
-            text=True,
             env=self.env(database_url),
             timeout=COMMAND_TIMEOUT,
             check=False,
         )
+        result.stdout = result.stdout.decode("utf-8", "backslashreplace")
+        result.stderr = result.stderr.decode("utf-8", "backslashreplace")
+        return result
 
     def start(self, *args: str, database_url: str | None = None) -> subprocess.Popen:
         """Starts a long-running command in its own process group, output to a log file."""
@@ -112,6 +116,22 @@ class Cli:
         return process
 
 
+class EmbeddedCli(Cli):
+    """Runs the console script with DATABASE_URL unset: on an embedded PostgreSQL in var_dir.
+
+    XDG_RUNTIME_DIR is unset too, as on a server without a login session, and only warnings
+    are logged, so that standard error holds nothing on success.
+    """
+
+    def env(self, database_url: str | None) -> dict[str, str]:
+        unset = ("DATABASE_URL", "XDG_RUNTIME_DIR")
+        return {
+            **{name: value for name, value in os.environ.items() if name not in unset},
+            "PRINTAPI_VAR_DIR": str(self.var_dir),
+            "PRINTAPI_LOG_LEVEL": "WARNING",
+        }
+
+
 def output(process: subprocess.Popen) -> str:
     process.log.seek(0)
     return process.log.read()
@@ -120,6 +140,26 @@ def output(process: subprocess.Popen) -> str:
 @pytest.fixture
 def printapi(database_url, tmp_path) -> Cli:
     return Cli(database_url, tmp_path)
+
+
+@pytest.fixture
+def embedded_printapi():
+    """An EmbeddedCli on a var/ of its own; a server it leaves running is stopped by its pid.
+
+    The directory is a short one under /tmp, not tmp_path: the server's unix socket lives in
+    it, and a socket path may not be much longer than 100 bytes.
+    """
+    var_dir = Path(tempfile.mkdtemp(prefix="printapi-"))
+    yield EmbeddedCli("", var_dir)
+    postmaster = var_dir / "pgdata" / "postmaster.pid"
+    if postmaster.exists():
+        pid = int(postmaster.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    shutil.rmtree(var_dir)
 
 
 @pytest.fixture
@@ -266,6 +306,68 @@ async def test_two_migrate_processes_at_once_apply_each_migration_once(
     assert {row["version"]: row["n"] for row in rows} == dict.fromkeys(names, 1)
 
 
+#: Every command but migrate and serve: its arguments and standard input.
+COMMANDS = {
+    "create-user": (("create-user", "new@example.com"), "long enough secret\n"),
+    "create-token": (("create-token", "owner@example.com"), None),
+    "revoke-token": (("revoke-token", "0" * 40), None),
+    "import": (("import", "-"), json.dumps(EXAMPLE)),
+    "export": (("export",), None),
+    "seed-demo": (("seed-demo",), None),
+}
+
+
+async def public_tables(database_url: str) -> list[str]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+    finally:
+        await connection.close()
+    return [row["table_name"] for row in rows]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_command_on_database_never_migrated_exits_1_saying_to_migrate(
+    printapi, empty_database_url, command
+):
+    args, stdin = COMMANDS[command]
+    names = ", ".join(path.stem for path in migration_files())
+
+    result = printapi.run(*args, stdin=stdin, database_url=empty_database_url)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"printapi {command}: migrations not applied: {names}; run: printapi migrate\n"
+    )
+    assert await public_tables(empty_database_url) == []
+
+
+async def test_command_on_database_with_a_migration_pending_exits_1_naming_it(
+    printapi, empty_database_url, tmp_path
+):
+    first, *rest = migration_files()
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    shutil.copy(first, directory)
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(connection, Queries(), directory)
+    finally:
+        await connection.close()
+
+    result = printapi.run("export", database_url=empty_database_url)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"printapi export: migrations not applied: {', '.join(path.stem for path in rest)}; "
+        "run: printapi migrate\n"
+    )
+
+
 # create-user, create-token, revoke-token
 
 
@@ -310,6 +412,35 @@ async def test_create_user_with_malformed_email_exits_1(printapi, db):
     assert await db.fetchval("SELECT count(*) FROM users") == 0
 
 
+async def test_create_user_with_email_ending_in_newline_exits_1(printapi, db):
+    result = printapi.run("create-user", "new@example.com\n", stdin="long enough secret\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi create-user: 'new@example.com\\n' is not an email address\n"
+    )
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_create_user_with_email_not_utf8_exits_1(printapi, db):
+    # Python hands the byte 0xff of an argument over as the surrogate \udcff, and back.
+    result = printapi.run("create-user", "\udcff@example.com", stdin="long enough secret\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "printapi create-user: the email '\\udcff@example.com' is not valid UTF-8\n"
+    )
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_create_user_with_password_not_utf8_exits_1(printapi, db):
+    result = printapi.run("create-user", "new@example.com", stdin=b"long enough \xff secret\n")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi create-user: the password is not valid UTF-8\n"
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
 async def test_create_token_prints_one_token_line_that_authenticates(printapi, client, factory):
     user_id = await factory.user("owner@example.com")
     print_id = await factory.print(user_id)
@@ -333,6 +464,16 @@ async def test_create_token_for_unknown_email_exits_1(printapi, db):
     assert result.stdout == ""
     assert result.stderr == "printapi create-token: no user has the email nobody@example.com\n"
     assert await db.fetchval("SELECT count(*) FROM api_tokens") == 0
+
+
+async def test_create_token_with_email_not_utf8_exits_1(printapi, db):
+    result = printapi.run("create-token", "\udcff@example.com")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        "printapi create-token: the email '\\udcff@example.com' is not valid UTF-8\n"
+    )
 
 
 async def test_revoke_token_makes_it_answer_401(printapi, client, db, owner):
@@ -572,6 +713,52 @@ async def test_export_imported_elsewhere_exports_identical_json(
     assert second.stdout == first.stdout
 
 
+async def test_export_into_pipe_its_reader_closed_exits_141_quietly(printapi, db, factory):
+    await db.execute(
+        "INSERT INTO prints (user_id, filename)"
+        " SELECT $1, 'part_' || n || '.gcode' FROM generate_series(1, 5000) AS n",
+        await factory.user("owner@example.com"),
+    )
+    process = subprocess.Popen(
+        [str(PRINTAPI), "export"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=printapi.env(None),
+    )
+    try:
+        head = process.stdout.read(50)
+        process.stdout.close()  # As `printapi export | head -c 50` does, megabytes early.
+        code = process.wait(timeout=COMMAND_TIMEOUT)
+        stderr = process.stderr.read().decode("utf-8", "backslashreplace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+    assert head == b'{"users":[{"email":"owner@example.com","password_h'
+    assert code == 141, stderr
+    assert stderr == ""
+
+
+async def test_export_to_full_disk_exits_1_saying_so(printapi, db, factory):
+    await factory.print(await factory.user())
+
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [str(PRINTAPI), "export"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=printapi.env(None),
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+
+    stderr = result.stderr.decode("utf-8", "backslashreplace")
+    assert result.returncode == 1, stderr
+    assert stderr == "printapi export: cannot write to standard output: No space left on device\n"
+
+
 # seed-demo
 
 
@@ -689,3 +876,141 @@ async def test_serve_with_pending_migrations_exits_1_saying_to_migrate(
     assert result.stderr.endswith(
         f"printapi serve: migrations not applied: {', '.join(names)}; run: printapi migrate\n"
     )
+
+
+@contextlib.contextmanager
+def port_in_use():
+    """A port of 127.0.0.1 that another socket listens on while the block runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def wait_for_output(process: subprocess.Popen, pattern: re.Pattern) -> re.Match:
+    """Polls the process's output until ``pattern`` is found, for at most COMMAND_TIMEOUT."""
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while (found := pattern.search(output(process))) is None:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{output(process)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {pattern.pattern} in {COMMAND_TIMEOUT} s:\n{output(process)}")
+        time.sleep(0.1)
+    return found
+
+
+async def test_serve_on_port_in_use_exits_1_saying_so(printapi):
+    with port_in_use() as port:
+        result = printapi.run("serve", "--host", "127.0.0.1", "--port", str(port))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"printapi serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
+async def test_serve_demo_on_port_in_use_exits_1_before_seeding_or_printing_a_token(printapi, db):
+    with port_in_use() as port:
+        result = printapi.run("serve", "--demo", "--host", "127.0.0.1", "--port", str(port))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"printapi serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+async def test_serve_demo_on_port_0_prints_a_curl_line_that_answers_at_once(printapi, db):
+    curl_line = re.compile(r"curl -H 'Authorization: Bearer ([0-9a-f]{40})' '([^']+)'")
+    command = ("serve", "--demo", "--host", "127.0.0.1", "--port", "0")
+
+    with running(printapi.start(*command)) as server:
+        token, url = wait_for_output(server, curl_line).groups()
+        # No retry: the socket was bound before the line was printed.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers={"Authorization": f"Bearer {token}"}) as response,
+        ):
+            status, body = response.status, await response.text()
+
+        assert status == 200, body
+        assert URL(url).port != 0
+        assert len(json.loads(body)) == 12
+        assert stop(server) == 0, output(server)
+
+
+async def test_serve_on_port_out_of_range_exits_1(printapi):
+    result = printapi.run("serve", "--host", "127.0.0.1", "--port", "99999")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi serve: the port must be from 0 to 65535, not 99999\n"
+
+
+async def test_serve_with_zero_workers_exits_1(printapi):
+    result = printapi.run("serve", "--host", "127.0.0.1", "--port", "0", "--workers", "0")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi serve: --workers must be at least 1, not 0\n"
+
+
+async def test_serve_on_unix_socket_in_missing_directory_exits_1(printapi, tmp_path):
+    path = tmp_path / "missing" / "api.sock"
+
+    result = printapi.run("serve", "--unix", str(path))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"printapi serve: cannot listen on {path}: No such file or directory\n"
+    )
+
+
+async def test_serve_on_unix_path_of_a_regular_file_exits_1_and_keeps_the_file(printapi, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me")
+
+    result = printapi.run("serve", "--unix", str(path))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"printapi serve: cannot listen on {path}: a file that is not a socket is there\n"
+    )
+    assert path.read_text() == "keep me"
+
+
+# the embedded PostgreSQL (DATABASE_URL unset)
+
+
+async def test_migrate_on_embedded_postgresql_prints_no_warning(embedded_printapi):
+    names = [path.stem for path in migration_files()]
+
+    result = embedded_printapi.run("migrate")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "applied: " + ", ".join(names) + "\n"
+    assert result.stderr == ""
+
+
+async def test_embedded_postgresql_stops_after_a_process_using_it_was_killed(
+    embedded_printapi,
+):
+    pgdata = embedded_printapi.var_dir / "pgdata"
+    migrated = embedded_printapi.run("migrate")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port))
+    with running(embedded_printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=STOP_TIMEOUT)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads((pgdata / ".handle_pids.json").read_text()) == [server.pid]
+
+    result = embedded_printapi.run("migrate")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "migrations are up to date\n"
+    assert not (pgdata / "postmaster.pid").exists()
+    assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
