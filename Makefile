@@ -21,6 +21,7 @@ help:
 	@echo "make test     run the test suite (DATABASE_URL=... to use a server of yours)"
 	@echo "make lint     check the code's form with ruff"
 	@echo "make format   let ruff fix the form"
+	@echo "make bench    measure the service under load; writes docs/performance.md"
 	@echo "make install  build $(VENV) with the service and its test tools"
 	@echo "make clean    remove $(VENV), var/ and caches"
 
@@ -41,10 +42,14 @@ run: install
 test: install
 	$(PYTEST) $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: install
+	$(BIN)/python -m bench.run
+
 .PHONY: lint
 lint: install
-	$(RUFF) check service tests
-	$(RUFF) format --check service tests
+	$(RUFF) check service tests bench
+	$(RUFF) format --check service tests bench
 
 .PHONY: format
 format: install
