@@ -32,6 +32,9 @@ from service.params import MAX_BIGINT
 
 logger = logging.getLogger(__name__)
 
+#: The status logged for a request whose client left before the answer (as nginx does).
+CLIENT_CLOSED_REQUEST = 499
+
 #: The key, in the encrypted session cookie, of the login's session token.
 SESSION_TOKEN = "token"
 
@@ -48,14 +51,16 @@ async def error_middleware(request: web.Request, handler):
             raise
         response = _json_error(error)
     except ConnectionResetError:
-        # The client went away mid-answer, as phones and closed tabs do: not a server fault.
+        # The client went away mid-request, as phones and closed tabs do: not a server fault.
+        # 499 is nginx's status for it; nobody is left to read this answer.
         logger.info(
-            "client disconnected during %s %s",
+            "client disconnected during %s %s (request %s)",
             request.method,
             request.path,
+            request_id,
             extra={"request_id": request_id},
         )
-        raise
+        response = web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
     except DatabaseUnavailableError as error:
         logger.warning(
             "database unavailable: %s (request %s)",
