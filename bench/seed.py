@@ -14,6 +14,8 @@ import sys
 
 import attrs
 
+from service.transfer import TIMESTAMPS
+
 #: Every timestamp lies in the two years before this instant, so the file never changes.
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 SPAN = datetime.timedelta(days=730)
@@ -126,17 +128,7 @@ def _print(rng: random.Random, printers: list[int]) -> dict:
 def _finish(item: dict, print_id: int, next_feedback_id: int) -> tuple[dict, int]:
     """The print as the import format has it, ids given; returns it and the next frame id."""
     out = {"id": print_id, "printer": item["printer"], "filename": item["filename"]}
-    for name in (
-        "started_at",
-        "finished_at",
-        "cancelled_at",
-        "uploaded_at",
-        "alerted_at",
-        "alert_acknowledged_at",
-        "alert_muted_at",
-        "paused_at",
-        "deleted_at",
-    ):
+    for name in TIMESTAMPS:
         if name in item:
             out[name] = _iso(item[name])
     if "alert_overwrite" in item:

@@ -20,7 +20,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
-_TIMESTAMPS = (
+#: The timestamp fields of a print in the import format, in the order insert_prints takes them.
+TIMESTAMPS = (
     "started_at",
     "finished_at",
     "cancelled_at",
@@ -210,7 +211,7 @@ def _check_print(item: dict, at: str, email: str, own_printers: set, batch: _Bat
         print_id,
         printer_id,
         _text(item.get("filename"), f"{at}.filename", required=True),
-        *(_timestamp(item.get(name), f"{at}.{name}") for name in _TIMESTAMPS[:8]),
+        *(_timestamp(item.get(name), f"{at}.{name}") for name in TIMESTAMPS[:8]),
         *(_text(item.get(name), f"{at}.{name}", required=False) for name in _URLS),
         _choice(item.get("alert_overwrite"), AlertOverwrite, f"{at}.alert_overwrite"),
         _timestamp(item.get("deleted_at"), f"{at}.deleted_at"),
