@@ -21,6 +21,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",
+            "psutil>=5.9",
             "ruff>=0.8",
         ],
     },

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import psutil
 import pytest
 from yarl import URL
 
@@ -207,8 +208,12 @@ def free_port() -> int:
 
 
 def children(pid: int) -> list[int]:
-    """The ids of the processes that process ``pid`` forked and that still run (Linux)."""
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """The ids of the processes that process ``pid`` forked and that still run.
+
+    Read from every process's parent id (psutil): /proc/PID/task/PID/children is reliable
+    only while the children are stopped, and missed a running worker now and then.
+    """
+    return sorted(child.pid for child in psutil.Process(pid).children())
 
 
 def stop(process: subprocess.Popen) -> int:
