@@ -6,7 +6,7 @@ handler therefore only runs for an authenticated user, and a handler of a route 
 """
 
 import logging
-import uuid
+import secrets
 
 import asyncpg
 from aiohttp import web
@@ -102,7 +102,7 @@ def _request_id(given: str | None) -> str:
     """The client's X-Request-ID when it is a sane token, else a new one."""
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def _json_error(error: web.HTTPException) -> web.Response:
