@@ -66,12 +66,17 @@ class ChangeFeed:
         self._closing = False
         self._epoch = 0
         self.listening = asyncio.Event()
+        self._first_attempt = asyncio.Event()
 
     async def start(self) -> None:
-        """Starts listening in the background; returns once the first attempt is over."""
+        """Starts listening in the background; returns once the first attempt is over.
+
+        A database that is down does not stop the app from starting: requests then answer
+        503 until it is back, and the feed keeps trying.
+        """
         self._task = asyncio.create_task(self._listen_forever())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.listening.wait(), timeout=5)
+            await asyncio.wait_for(self._first_attempt.wait(), timeout=5)
 
     async def close(self) -> None:
         self._closing = True
@@ -160,4 +165,5 @@ class ChangeFeed:
                     await self._connect()
                 except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                     logger.warning("cannot listen for changes, will retry: %s", error)
+                self._first_attempt.set()
             await asyncio.sleep(RECONNECT_DELAY)

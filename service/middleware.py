@@ -68,7 +68,7 @@ async def error_middleware(request: web.Request, handler):
             request_id,
             extra={"request_id": request_id},
         )
-        response = errors.ServiceUnavailable()
+        response = as_response(errors.ServiceUnavailable())
     except (
         asyncpg.QueryCanceledError,
         asyncpg.TooManyConnectionsError,
@@ -78,7 +78,7 @@ async def error_middleware(request: web.Request, handler):
         logger.warning(
             "database error: %r (request %s)", error, request_id, extra={"request_id": request_id}
         )
-        response = errors.ServiceUnavailable()
+        response = as_response(errors.ServiceUnavailable())
     except Exception:
         logger.exception(
             "unexpected error in %s %s (request %s)",
@@ -87,7 +87,7 @@ async def error_middleware(request: web.Request, handler):
             request_id,
             extra={"request_id": request_id},
         )
-        response = errors.ServerError()
+        response = as_response(errors.ServerError())
     return response
 
 
@@ -105,10 +105,15 @@ def _request_id(given: str | None) -> str:
     return secrets.token_hex(16)
 
 
+def as_response(error: web.HTTPException) -> web.Response:
+    """The error as a plain response: aiohttp wants HTTP exceptions raised, not returned."""
+    return web.Response(status=error.status, body=error.body, headers=error.headers)
+
+
 def _json_error(error: web.HTTPException) -> web.Response:
     """The same status with a ``{"detail": ...}`` body, for errors aiohttp raises itself."""
     if error.status == 404:
-        return errors.NotFound()
+        return as_response(errors.NotFound())
     if isinstance(error, web.HTTPMethodNotAllowed):
         detail = f'Method "{error.method}" not allowed.'
     elif error.status == 413:

@@ -17,6 +17,7 @@ import sys
 from aiohttp import web
 
 from service.app import create_app
+from service.logs import AccessLogger
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
         sock=sock,
         print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log_class=AccessLogger,
     )
 
 

@@ -136,3 +136,31 @@ async def test_client_that_stops_reading_a_long_list_holds_no_connection(
         assert len(await response.json()) == 1
     finally:
         stalled.close()
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/api/v1/prints//", "/api/v1/prints/1/extra"])
+async def test_unknown_path_answers_json_404(client, path):
+    response = await client.get(path)
+
+    assert response.status == 404, await response.text()
+    assert await response.json() == NOT_FOUND
+
+
+async def test_database_out_of_reach_answers_503_in_the_contract_shape(
+    aiohttp_client, settings, owner
+):
+    unreachable = attrs.evolve(
+        settings,
+        database_url="postgresql://postgres@127.0.0.1:1/none",
+        pool_min_size=0,
+        acquire_timeout=1.0,
+    )
+    client = await aiohttp_client(create_app(unreachable))
+
+    response = await client.get(PRINTS, headers=owner[1])
+
+    assert response.status == 503, await response.text()
+    assert await response.json() == {
+        "detail": "The database cannot be reached right now; try again shortly."
+    }
+    assert response.headers["Retry-After"] == "5"

@@ -1,0 +1,34 @@
+"""One line per request, with what an operator greps for, at the cost of one log call."""
+
+import logging
+
+from aiohttp.abc import AbstractAccessLogger
+
+from service.keys import REQUEST_ID, USER_ID
+
+
+class AccessLogger(AbstractAccessLogger):
+    """``method path status ms user request route``, space-separated key=value pairs.
+
+    The route is the pattern that matched (``/api/v1/prints/{print_id}/``), so lines group
+    by endpoint; the request id is the one sent back in X-Request-ID. aiohttp's own access
+    logger formats a dozen fields and took 15% of a worker's time on a 304
+    (docs/performance.md).
+    """
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request, response, time: float) -> None:
+        resource = getattr(request.match_info.route, "resource", None)
+        self.logger.info(
+            "method=%s path=%s status=%d ms=%.1f user=%s request=%s route=%s",
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+            request.get(USER_ID, "-"),
+            request.get(REQUEST_ID, "-"),
+            resource.canonical if resource is not None else "-",
+        )
