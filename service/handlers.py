@@ -29,7 +29,7 @@ from service.params import Filter, Sorting, parse_list_params, parse_print_chang
 
 logger = logging.getLogger(__name__)
 
-#: Rows fetched from the cursor, and written to the client, at a time when streaming a list.
+#: Prints read by one statement, and written to the client, at a time when streaming a list.
 STREAM_BATCH = 500
 
 
