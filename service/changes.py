@@ -11,6 +11,7 @@ that window may still see the old version, and a just-revoked token may pass onc
 import asyncio
 import collections
 import contextlib
+import datetime
 import logging
 
 import asyncpg
@@ -65,6 +66,7 @@ class ChangeFeed:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._epoch = 0
+        self._token_changes = 0
         self.listening = asyncio.Event()
         self._first_attempt = asyncio.Event()
 
@@ -107,12 +109,39 @@ class ChangeFeed:
         if epoch is not None and epoch == self.epoch:
             self._raise_version(user_id, version)
 
-    def token_owner(self, kind: str, digest: bytes) -> int | None:
-        return self._tokens.get((kind, digest)) if self.listening.is_set() else None
+    @property
+    def token_epoch(self) -> tuple[int, int] | None:
+        """Like ``epoch``, and also moved by every token announcement.
 
-    def remember_token(self, kind: str, digest: bytes, user_id: int, epoch: int | None) -> None:
-        if epoch is not None and epoch == self.epoch:
-            self._tokens.put((kind, digest), user_id)
+        A token read from the database is kept only if no token changed meanwhile: the
+        announcement of its revocation may have come before the read's answer.
+        """
+        epoch = self.epoch
+        return None if epoch is None else (epoch, self._token_changes)
+
+    def token_owner(self, kind: str, digest: bytes) -> int | None:
+        """The user of a remembered live token; None when unknown, expired or feed down."""
+        if not self.listening.is_set():
+            return None
+        known = self._tokens.get((kind, digest))
+        if known is None:
+            return None
+        user_id, expires_at = known
+        if expires_at is not None and expires_at <= datetime.datetime.now(datetime.UTC):
+            self._tokens.pop((kind, digest))
+            return None
+        return user_id
+
+    def remember_token(
+        self,
+        kind: str,
+        digest: bytes,
+        user_id: int,
+        expires_at: datetime.datetime | None,
+        token_epoch: tuple[int, int] | None,
+    ) -> None:
+        if token_epoch is not None and token_epoch == self.token_epoch:
+            self._tokens.put((kind, digest), (user_id, expires_at))
 
     def forget_token(self, digest: bytes) -> None:
         for kind in ("api", "session"):
@@ -129,7 +158,11 @@ class ChangeFeed:
         self._raise_version(int(user), int(version))
 
     def _on_token(self, _connection, _pid, _channel, payload: str) -> None:
-        self.forget_token(bytes.fromhex(payload))
+        self._token_changes += 1
+        if payload == "*":
+            self._tokens.clear()
+        else:
+            self.forget_token(bytes.fromhex(payload))
 
     def _on_lost(self, _connection) -> None:
         self._forget_all()

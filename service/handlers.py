@@ -154,10 +154,18 @@ class PrintsView(web.View):
                 rows = await data.fetch(query_name, *args, rows[-1]["id"], STREAM_BATCH)
             await response.write(b"[]" if separator == b"[" else b"]")
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:
             logger.info(
                 "client left during a streamed list (request %s)", self.request[REQUEST_ID]
             )
+        except Exception:
+            # The status line is gone: cut the connection so the client sees a truncated
+            # body, rather than an error answer spliced into the list.
+            logger.exception(
+                "streamed list failed after its start (request %s)", self.request[REQUEST_ID]
+            )
+            if self.request.transport is not None:
+                self.request.transport.close()
         return response
 
 

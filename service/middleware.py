@@ -50,7 +50,7 @@ async def error_middleware(request: web.Request, handler):
         if error.content_type == "application/json" or error.status < 400:
             raise
         response = _json_error(error)
-    except ConnectionResetError:
+    except ConnectionError:
         # The client went away mid-request, as phones and closed tabs do: not a server fault.
         # 499 is nginx's status for it; nobody is left to read this answer.
         logger.info(
@@ -196,13 +196,14 @@ async def _token_owner(request: web.Request, kind: str, token: str) -> int | Non
     if user_id is not None:
         return user_id
 
-    epoch = feed.epoch
+    token_epoch = feed.token_epoch
     queries = request.app[QUERIES]
     connection = await request[LEASE].connection()
-    user_id = await connection.fetchval(queries.authenticate_token.text, digest, kind)
-    if user_id is not None:
-        feed.remember_token(kind, digest, user_id, epoch)
-    return user_id
+    row = await connection.fetchrow(queries.authenticate_token.text, digest, kind)
+    if row is None:
+        return None
+    feed.remember_token(kind, digest, row["user_id"], row["expires_at"], token_epoch)
+    return row["user_id"]
 
 
 def check_same_site(request: web.Request) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from service.changes import LISTENER_NAME
@@ -283,3 +284,64 @@ async def test_listener_reconnects_by_itself(app, client, db):
     await _wait_until(app[FEED].listening.is_set)
 
     assert app[FEED].epoch == 2
+
+
+async def test_truncate_of_frames_changes_the_list_etag(client, db, factory, owner):
+    user_id, headers = owner
+    await factory.feedback(await factory.print(user_id))
+
+    async def change():
+        await db.execute("TRUNCATE print_shot_feedbacks")
+
+    _, status = await _changes_etag(client, headers, change)
+
+    assert status == 200
+
+
+async def test_version_waiting_for_another_commit_ends_above_it(database_url, factory, owner):
+    user_id, _ = owner
+    first, second = await factory.print(user_id), await factory.print(user_id)
+    a, b = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    version = "SELECT version FROM user_data_versions WHERE user_id = $1"
+    try:
+        a_changes, b_changes = a.transaction(), b.transaction()
+        await a_changes.start()
+        await b_changes.start()
+        await a.execute("UPDATE prints SET filename = 'a' WHERE id = $1", first)
+        waiting = asyncio.create_task(
+            b.execute("UPDATE prints SET filename = 'b' WHERE id = $1", second)
+        )
+        await asyncio.sleep(0.2)  # b now waits for a's lock on the user's version.
+        await a.execute("UPDATE prints SET filename = 'aa' WHERE id = $1", first)
+        a_version = await a.fetchval(version, user_id)
+        await a_changes.commit()
+        await waiting
+        b_version = await b.fetchval(version, user_id)
+        await b_changes.commit()
+    finally:
+        await a.close()
+        await b.close()
+
+    assert b_version > a_version
+
+
+async def test_token_expiring_while_remembered_answers_401(client, db, owner):
+    _, headers = owner
+    await db.execute("UPDATE api_tokens SET expires_at = now() + interval '1 second'")
+    await _etag(client, PAGE, headers)
+    await asyncio.sleep(1.1)
+
+    response = await client.get(PAGE, headers=headers)
+
+    assert response.status == 401, await response.text()
+
+
+async def test_truncated_tokens_answer_401_once_announced(client, db, owner):
+    _, headers = owner
+    await _etag(client, PAGE, headers)
+    await db.execute("TRUNCATE api_tokens")
+    await _settled()
+
+    response = await client.get(PAGE, headers=headers)
+
+    assert response.status == 401, await response.text()

@@ -4,6 +4,7 @@ import asyncio
 import datetime
 import socket
 
+import aiohttp
 import attrs
 import pytest
 
@@ -164,3 +165,27 @@ async def test_database_out_of_reach_answers_503_in_the_contract_shape(
         "detail": "The database cannot be reached right now; try again shortly."
     }
     assert response.headers["Retry-After"] == "5"
+
+
+async def test_database_failing_mid_stream_cuts_the_list_instead_of_splicing_an_error(
+    aiohttp_client, settings, db, owner, caplog
+):
+    user_id, headers = owner
+    await _many_prints(db, user_id, 1000)
+    # The second batch of 500 prints carries 400 frames each: far slower than the first.
+    await db.execute(
+        "INSERT INTO print_shot_feedbacks (print_id, image_url)"
+        " SELECT p.id, 'https://example.com/f.jpg' FROM prints AS p, generate_series(1, 400)"
+        " WHERE p.id > (SELECT min(id) + 499 FROM prints)"
+    )
+    impatient = attrs.evolve(settings, statement_timeout=0.1)
+    client = await aiohttp_client(create_app(impatient))
+
+    response = await client.get(PRINTS, headers=headers)
+
+    assert response.status == 200, caplog.text
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("streamed list failed after its start") for m in messages)
+    assert not any(m.startswith("database error") for m in messages)
