@@ -25,7 +25,7 @@ from service.keys import (
 )
 from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
-from service.params import Filter, Sorting, parse_list_params, parse_print_change
+from service.params import Filter, Sorting, parse_list_params, parse_print_change, unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -272,22 +272,11 @@ def _credentials(body) -> dict[str, str]:
         value = body.get(name)
         if not isinstance(value, str) or not value:
             problems[name] = ["This field is required and must be a non-empty string."]
-        elif not _storable(value):
+        elif unstorable(value) is not None:
             problems[name] = ["Must not hold NUL or unpaired surrogate characters."]
     if problems:
         raise errors.BadRequest(problems)
     return {"email": body["email"], "password": body["password"]}
-
-
-def _storable(text: str) -> bool:
-    """True when PostgreSQL can take ``text``: no NUL, and a UTF-8 form exists."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class LogoutView(web.View):

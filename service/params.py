@@ -17,6 +17,18 @@ MAX_LIMIT = 1000
 MAX_BIGINT = 2**63 - 1
 
 
+def unstorable(text: str) -> str | None:
+    """What keeps PostgreSQL from storing ``text`` (a NUL, or a lone surrogate, which has
+    no UTF-8 form), or None when nothing does."""
+    if "\x00" in text:
+        return "the NUL character \\u0000"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"the lone surrogate {text[error.start]!r}"
+    return None
+
+
 class Filter(enum.StrEnum):
     CANCELLED = "cancelled"
     FINISHED = "finished"
@@ -107,10 +119,6 @@ class PrintChange:
     @property
     def sets_alert_overwrite(self) -> bool:
         return self.alert_overwrite is not _UNSET
-
-
-_WRITABLE = {"alert_overwrite", "printshotfeedback_set"}
-_FEEDBACK_WRITABLE = {"id", "answer"}
 
 
 def parse_print_change(body) -> PrintChange:

@@ -13,7 +13,7 @@ import attrs
 
 from service.auth import MIN_PASSWORD_LENGTH, hash_password
 from service.models import PRINT_FIELDS, AlertOverwrite, Answer, Print, format_timestamp
-from service.params import MAX_BIGINT
+from service.params import MAX_BIGINT, unstorable
 from service.queries import Queries
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -73,15 +73,10 @@ def _text(value, where: str, *, required: bool) -> str | None:
 
 
 def _storable(value: str, where: str) -> None:
-    """Refuses what a text column cannot hold: NUL, and lone surrogates, which UTF-8 lacks."""
-    if "\x00" in value:
-        raise ImportDataError(f"{where}: must not contain the NUL character \\u0000")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ImportDataError(
-            f"{where}: must not contain the lone surrogate {value[error.start]!r}"
-        ) from None
+    """Refuses what a text column cannot hold."""
+    problem = unstorable(value)
+    if problem is not None:
+        raise ImportDataError(f"{where}: must not contain {problem}")
 
 
 def _timestamp(value, where: str) -> datetime.datetime | None:
