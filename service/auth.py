@@ -2,6 +2,7 @@
 
 import functools
 import hashlib
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -12,6 +13,9 @@ _hasher = PasswordHasher()
 
 #: The fewest characters a password may have, at create-user and at import alike.
 MIN_PASSWORD_LENGTH = 8
+
+#: What the command line and the import take for an email: one @, no whitespace.
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 #: Methods that cannot change data; the cross-site check leaves them alone.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

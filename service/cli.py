@@ -7,7 +7,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -16,7 +15,7 @@ import asyncpg
 import attrs
 
 from service import embedded
-from service.auth import MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
+from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.migrate import MigrationError, migrate, pending
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, serve
@@ -25,7 +24,6 @@ from service.transfer import ImportDataError, export_document, import_document
 
 logger = logging.getLogger("service.cli")
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 #: The exit status of a command whose reader closed standard output, as if SIGPIPE killed it.
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 
@@ -141,7 +139,7 @@ def _utf8(value: str, what: str) -> str:
 
 
 def cmd_create_user(settings: Settings, args) -> None:
-    if not _EMAIL.fullmatch(_utf8(args.email, "the email")):
+    if not EMAIL.fullmatch(_utf8(args.email, "the email")):
         raise CommandError(f"{args.email!r} is not an email address")
     password_hash = hash_password(_read_password(args.email))
 

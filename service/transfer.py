@@ -11,12 +11,11 @@ import re
 import asyncpg
 import attrs
 
-from service.auth import MIN_PASSWORD_LENGTH, hash_password
+from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password
 from service.models import PRINT_FIELDS, AlertOverwrite, Answer, Print, format_timestamp
 from service.params import MAX_BIGINT, unstorable
 from service.queries import Queries
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -146,7 +145,7 @@ def check_document(document) -> _Batch:
         where = f"users[{user_index}]"
         _unknown_keys(_object(user, where), _USER_KEYS, where)
         email = user.get("email")
-        if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+        if not isinstance(email, str) or not EMAIL.fullmatch(email):
             raise ImportDataError(f"{where}: email must be an email address, not {email!r}")
         _storable(email, f"{where}.email")
         claim("email", email.lower(), where)
