@@ -61,22 +61,18 @@ async def error_middleware(request: web.Request, handler):
             extra={"request_id": request_id},
         )
         response = web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    except DatabaseUnavailableError as error:
-        logger.warning(
-            "database unavailable: %s (request %s)",
-            error,
-            request_id,
-            extra={"request_id": request_id},
-        )
-        response = as_response(errors.ServiceUnavailable())
     except (
+        DatabaseUnavailableError,
         asyncpg.QueryCanceledError,
         asyncpg.TooManyConnectionsError,
         asyncpg.CannotConnectNowError,
         asyncpg.ConnectionDoesNotExistError,
     ) as error:
         logger.warning(
-            "database error: %r (request %s)", error, request_id, extra={"request_id": request_id}
+            "database unavailable: %r (request %s)",
+            error,
+            request_id,
+            extra={"request_id": request_id},
         )
         response = as_response(errors.ServiceUnavailable())
     except Exception:
