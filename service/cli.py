@@ -237,6 +237,9 @@ def cmd_serve(settings: Settings, args) -> None:
         settings,
         host=args.host or settings.host,
         port=settings.port if args.port is None else args.port,
+        # Read or made once here, so that every worker gets the same key and a bad one
+        # stops the command before anything starts.
+        secret_key=settings.session_key(),
     )
     _utf8(settings.host, "the host")
     if args.workers < 1:

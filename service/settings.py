@@ -1,6 +1,7 @@
 """Configuration from the environment, read once at start-up into one frozen object."""
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -79,7 +80,7 @@ class Settings:
             var_dir=Path(environ.get("PRINTAPI_VAR_DIR") or PROJECT_ROOT / "var"),
             host=environ.get("PRINTAPI_HOST") or "127.0.0.1",
             port=_int(environ, "PRINTAPI_PORT", 8080, 0),
-            secret_key=_decode_key(key) if key else None,
+            secret_key=_decode_key(key, "PRINTAPI_SECRET_KEY") if key else None,
             pool_min_size=_int(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0),
             pool_max_size=_int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1),
             acquire_timeout=_float(environ, "PRINTAPI_ACQUIRE_TIMEOUT", 5.0),
@@ -100,17 +101,35 @@ class Settings:
             return self.secret_key
 
         path = self.var_dir / "secret.key"
-        if not path.exists():
-            self.var_dir.mkdir(parents=True, exist_ok=True)
-            encoded = base64.urlsafe_b64encode(secrets.token_bytes(32))
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # Another process made it first; both read that one.
-            else:
-                with os.fdopen(descriptor, "wb") as file:
-                    file.write(encoded + b"\n")
-        return _decode_key(path.read_text().strip())
+        try:
+            if not path.exists():
+                _write_new_key(path)
+            encoded = path.read_bytes().decode("ascii", "replace").strip()
+        except OSError as error:
+            raise SettingsError(
+                f"cannot keep the session key in {path}: {error.strerror}; "
+                "set PRINTAPI_SECRET_KEY, or PRINTAPI_VAR_DIR to a writable directory"
+            ) from None
+        return _decode_key(encoded, str(path))
+
+
+def _write_new_key(path: Path) -> None:
+    """Puts a new random key at ``path`` whole, unless another process put one there first.
+
+    The key is written under a name of its own and then linked into place: a process that
+    starts beside this one reads either no file or a complete one, never a half-written key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(base64.urlsafe_b64encode(secrets.token_bytes(32)) + b"\n")
+        # When another process linked its key first, every process reads that one.
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
 
 
 def _log_level(environ) -> str:
@@ -122,14 +141,14 @@ def _log_level(environ) -> str:
     return level
 
 
-def _decode_key(encoded: str) -> bytes:
+def _decode_key(encoded: str, source: str) -> bytes:
     try:
         key = base64.urlsafe_b64decode(encoded.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         key = b""
     if len(key) != 32:
         raise SettingsError(
-            "PRINTAPI_SECRET_KEY must be 32 bytes in URL-safe base64, as made by: "
+            f"{source} must hold 32 bytes in URL-safe base64, as made by: "
             "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)))'"
         )
     return key

@@ -861,7 +861,7 @@ async def test_serve_with_two_workers_answers_then_stops_on_sigterm(printapi, fa
         assert {body for _, body in answers} == {answers[0][1]}
         assert [item["id"] for item in json.loads(answers[0][1])] == [print_id]
         workers = children(server.pid)
-        assert len(workers) == 2, workers
+        assert len(workers) == 2, (workers, output(server))
 
         assert stop(server) == 0, output(server)
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
@@ -902,6 +902,20 @@ def wait_for_output(process: subprocess.Popen, pattern: re.Pattern) -> re.Match:
             pytest.fail(f"no {pattern.pattern} in {COMMAND_TIMEOUT} s:\n{output(process)}")
         time.sleep(0.1)
     return found
+
+
+async def test_serve_with_a_damaged_key_file_exits_1_before_listening(printapi):
+    key_file = printapi.var_dir / "secret.key"
+    key_file.write_text("not a key\n")
+    port = free_port()
+
+    result = printapi.run("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"printapi serve: {key_file} must hold 32 bytes")
+    assert result.stderr.count("\n") == 1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # Nothing took the port.
 
 
 async def test_serve_on_port_in_use_exits_1_saying_so(printapi):

@@ -1,6 +1,7 @@
 """Settings from the environment: defaults, and a clear refusal naming a bad variable."""
 
 import base64
+import multiprocessing
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_trusted_origins_are_split_on_commas_and_trimmed():
         ("PRINTAPI_ACQUIRE_TIMEOUT", "-1", "PRINTAPI_ACQUIRE_TIMEOUT must be more than 0"),
         ("PRINTAPI_COOKIE_SECURE", "maybe", "PRINTAPI_COOKIE_SECURE must be true or false"),
         ("PRINTAPI_LOG_LEVEL", "loud", "PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING"),
-        ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must be 32 bytes"),
+        ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must hold 32 bytes"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(name, value, message):
@@ -54,6 +55,62 @@ def test_session_key_is_made_once_and_kept_in_var(tmp_path):
     assert first == second
     assert len(first) == 32
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def _read_key_after(barrier, var_dir, answers) -> None:
+    barrier.wait()
+    answers.put(Settings.from_environ({"PRINTAPI_VAR_DIR": var_dir}).session_key())
+
+
+def test_processes_starting_together_all_read_the_one_key_made(tmp_path):
+    # Workers of one `serve --workers` used to race here: one read the file another had
+    # created but not yet written, and died on an empty key.
+    context = multiprocessing.get_context("fork")
+    processes_per_round, rounds = 4, 20
+    keys = []
+    for round_number in range(rounds):
+        var_dir = tmp_path / str(round_number)
+        barrier, answers = context.Barrier(processes_per_round), context.Queue()
+        processes = [
+            context.Process(target=_read_key_after, args=(barrier, str(var_dir), answers))
+            for _ in range(processes_per_round)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=30)  # A few bytes each: they fit the pipe, so exit is not held.
+
+        assert [process.exitcode for process in processes] == [0] * processes_per_round
+        read = [answers.get(timeout=5) for _ in processes]
+        assert read == [read[0]] * processes_per_round
+        assert sorted(path.name for path in var_dir.iterdir()) == ["secret.key"]
+        keys.append(read[0])
+
+    assert len(set(keys)) == rounds
+
+
+def test_a_damaged_key_file_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "secret.key").write_bytes(b"\xffnot a key\n")
+    settings = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path)})
+
+    with pytest.raises(SettingsError) as raised:
+        settings.session_key()
+
+    assert str(raised.value).startswith(f"{tmp_path / 'secret.key'} must hold 32 bytes")
+
+
+def test_a_key_that_cannot_be_kept_is_refused_saying_what_to_set(tmp_path):
+    (tmp_path / "file").write_text("a file where a directory should be")
+    settings = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path / "file" / "var")})
+
+    with pytest.raises(SettingsError) as raised:
+        settings.session_key()
+
+    assert str(raised.value) == (
+        f"cannot keep the session key in {tmp_path / 'file' / 'var' / 'secret.key'}: "
+        "Not a directory; "
+        "set PRINTAPI_SECRET_KEY, or PRINTAPI_VAR_DIR to a writable directory"
+    )
 
 
 def test_secret_key_from_the_environment_wins_over_var(tmp_path):
