@@ -16,6 +16,7 @@ setup(
         "attrs>=24.2",
         "argon2-cffi>=23.1",
         "pgserver>=0.1.4,<0.2",
+        "tqdm>=4.66",
     ],
     extras_require={
         "test": [

@@ -9,6 +9,7 @@ import logging
 import os
 import shlex
 import signal
+import stat
 import sys
 
 import asyncpg
@@ -17,6 +18,7 @@ import attrs
 from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.migrate import MigrationError, migrate, pending
+from service.progress import meter
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, serve
 from service.settings import Settings, SettingsError
@@ -186,10 +188,12 @@ def cmd_revoke_token(settings: Settings, args) -> None:
 def cmd_import(settings: Settings, args) -> None:
     try:
         if args.file == "-":
-            document = json.load(sys.stdin)
+            document = json.loads(_read_all(sys.stdin.buffer, None))
         else:
-            with open(args.file, encoding="utf-8") as file:
-                document = json.load(file)
+            with open(args.file, "rb") as file:
+                status = os.fstat(file.fileno())
+                size = status.st_size if stat.S_ISREG(status.st_mode) else None
+                document = json.loads(_read_all(file, size))
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
     except (ValueError, RecursionError) as error:
@@ -202,6 +206,16 @@ def cmd_import(settings: Settings, args) -> None:
         )
 
     _run(settings, work)
+
+
+def _read_all(file, size: int | None) -> bytearray:
+    """The whole of a file, read in pieces so that a terminal can show how far it got."""
+    data = bytearray()
+    with meter("reading", size, "B") as read:
+        while chunk := file.read(1 << 20):
+            data += chunk
+            read.update(len(chunk))
+    return data
 
 
 def cmd_export(settings: Settings, args) -> None:

@@ -14,6 +14,7 @@ import attrs
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password
 from service.models import PRINT_FIELDS, AlertOverwrite, Answer, Print, format_timestamp
 from service.params import MAX_BIGINT, unstorable
+from service.progress import meter
 from service.queries import Queries
 
 _RFC3339 = re.compile(
@@ -141,32 +142,43 @@ def check_document(document) -> _Batch:
             raise ImportDataError(f"{where}: {kind} {key} appears twice in the document")
         seen[kind].add(key)
 
-    for user_index, user in enumerate(users):
-        where = f"users[{user_index}]"
-        _unknown_keys(_object(user, where), _USER_KEYS, where)
-        email = user.get("email")
-        if not isinstance(email, str) or not EMAIL.fullmatch(email):
-            raise ImportDataError(f"{where}: email must be an email address, not {email!r}")
-        _storable(email, f"{where}.email")
-        claim("email", email.lower(), where)
-        batch.emails.append(email)
-        batch.password_hashes.append(_password_hash(user, where))
-
-        own_printers = set()
-        for index, printer in enumerate(_list(user.get("printers"), f"{where}.printers")):
-            at = f"{where}.printers[{index}]"
-            _unknown_keys(_object(printer, at), {"id", "name"}, at)
-            printer_id = _id(printer.get("id"), at)
-            claim("printer", printer_id, at)
-            own_printers.add(printer_id)
-            batch.printers.append(
-                (printer_id, email, _text(printer.get("name"), f"{at}.name", required=True))
-            )
-
-        for index, item in enumerate(_list(user.get("prints"), f"{where}.prints")):
-            at = f"{where}.prints[{index}]"
-            _check_print(_object(item, at), at, email, own_printers, batch, claim)
+    with meter("checking", _count_prints(users), "print") as checked:
+        for user_index, user in enumerate(users):
+            _check_user(user, f"users[{user_index}]", batch, claim, checked)
     return batch
+
+
+def _count_prints(users: list) -> int:
+    """How many prints the document holds, for the progress of checking it."""
+    lists = (user.get("prints") for user in users if isinstance(user, dict))
+    return sum(len(prints) for prints in lists if isinstance(prints, list))
+
+
+def _check_user(user, where: str, batch: _Batch, claim, checked) -> None:
+    _unknown_keys(_object(user, where), _USER_KEYS, where)
+    email = user.get("email")
+    if not isinstance(email, str) or not EMAIL.fullmatch(email):
+        raise ImportDataError(f"{where}: email must be an email address, not {email!r}")
+    _storable(email, f"{where}.email")
+    claim("email", email.lower(), where)
+    batch.emails.append(email)
+    batch.password_hashes.append(_password_hash(user, where))
+
+    own_printers = set()
+    for index, printer in enumerate(_list(user.get("printers"), f"{where}.printers")):
+        at = f"{where}.printers[{index}]"
+        _unknown_keys(_object(printer, at), {"id", "name"}, at)
+        printer_id = _id(printer.get("id"), at)
+        claim("printer", printer_id, at)
+        own_printers.add(printer_id)
+        batch.printers.append(
+            (printer_id, email, _text(printer.get("name"), f"{at}.name", required=True))
+        )
+
+    for index, item in enumerate(_list(user.get("prints"), f"{where}.prints")):
+        at = f"{where}.prints[{index}]"
+        _check_print(_object(item, at), at, email, own_printers, batch, claim)
+        checked.update()
 
 
 def _password_hash(user: dict, where: str) -> str | None:
@@ -259,18 +271,24 @@ async def import_document(connection: asyncpg.Connection, queries: Queries, docu
             more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
             raise ImportDataError(f"already in the database: {named}{more}")
 
-        created = await connection.fetch(
-            queries.insert_users.text, batch.emails, batch.password_hashes
-        )
-        user_ids = {row["email"]: row["id"] for row in created}
-        printers = [(pid, user_ids[email], name) for pid, email, name in batch.printers]
-        await connection.execute(queries.insert_printers.text, *_columns(printers, 3))
-        prints = [(row[1], user_ids[row[0]], *row[2:]) for row in batch.prints]
-        await connection.execute(queries.insert_prints.text, *_columns(prints, 18))
-        await connection.execute(
-            queries.insert_print_shot_feedbacks.text, *_columns(batch.feedbacks, 5)
-        )
-        await connection.execute(queries.sync_id_sequences.text)
+        rows = len(batch.emails) + len(batch.printers) + len(batch.prints)
+        with meter("writing", rows + len(batch.feedbacks), "row") as written:
+            created = await connection.fetch(
+                queries.insert_users.text, batch.emails, batch.password_hashes
+            )
+            written.update(len(created))
+            user_ids = {row["email"]: row["id"] for row in created}
+            printers = [(pid, user_ids[email], name) for pid, email, name in batch.printers]
+            await connection.execute(queries.insert_printers.text, *_columns(printers, 3))
+            written.update(len(printers))
+            prints = [(row[1], user_ids[row[0]], *row[2:]) for row in batch.prints]
+            await connection.execute(queries.insert_prints.text, *_columns(prints, 18))
+            written.update(len(prints))
+            await connection.execute(
+                queries.insert_print_shot_feedbacks.text, *_columns(batch.feedbacks, 5)
+            )
+            written.update(len(batch.feedbacks))
+            await connection.execute(queries.sync_id_sequences.text)
 
     return {
         "users": len(batch.emails),
@@ -296,19 +314,26 @@ async def export_document(connection: asyncpg.Connection, queries: Queries, writ
     reads prints through a cursor, so memory stays bounded however long the history is.
     """
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        write('{"users":[')
-        users = await connection.fetch(queries.export_users.text)
-        for user_index, user in enumerate(users):
-            printers = await connection.fetch(queries.export_printers.text, user["id"])
-            head = {
-                "email": user["email"],
-                "password_hash": user["password_hash"],
-                "printers": [{"id": row["id"], "name": row["name"]} for row in printers],
-            }
-            write(("," if user_index else "") + dumps(head)[:-1] + ',"prints":[')
-            separator = ""
-            async for row in connection.cursor(queries.export_prints.text, user["id"]):
-                write(separator + dumps(_export_print(row)))
-                separator = ","
-            write("]}")
-        write("]}\n")
+        total = await connection.fetchval(queries.count_export_prints.text)
+        with meter("exporting", total, "print", beside_output=True) as exported:
+            await _export_users(connection, queries, write, dumps, exported)
+
+
+async def _export_users(connection, queries: Queries, write, dumps, exported) -> None:
+    write('{"users":[')
+    users = await connection.fetch(queries.export_users.text)
+    for user_index, user in enumerate(users):
+        printers = await connection.fetch(queries.export_printers.text, user["id"])
+        head = {
+            "email": user["email"],
+            "password_hash": user["password_hash"],
+            "printers": [{"id": row["id"], "name": row["name"]} for row in printers],
+        }
+        write(("," if user_index else "") + dumps(head)[:-1] + ',"prints":[')
+        separator = ""
+        async for row in connection.cursor(queries.export_prints.text, user["id"]):
+            write(separator + dumps(_export_print(row)))
+            separator = ","
+            exported.update()
+        write("]}")
+    write("]}\n")

@@ -8,15 +8,20 @@ server and drop it afterwards.
 import asyncio
 import contextlib
 import copy
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import uuid
 from pathlib import Path
@@ -101,6 +106,38 @@ class Cli:
         result.stdout = result.stdout.decode("utf-8", "backslashreplace")
         result.stderr = result.stderr.decode("utf-8", "backslashreplace")
         return result
+
+    def run_on_terminal(self, *args: str, output: Path | None = None) -> tuple[int, str]:
+        """Runs a command with standard error on a terminal 100 columns wide, and standard
+        output on it too unless ``output`` names a file; the exit status, and what showed.
+        """
+        controller, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(os.close, controller)
+            stdout = cleanup.enter_context(open(output, "wb")) if output else terminal
+            process = subprocess.Popen(
+                [str(PRINTAPI), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=terminal,
+                env=self.env(None),
+            )
+            os.close(terminal)
+            shown = bytearray()
+            deadline = time.monotonic() + COMMAND_TIMEOUT
+            while time.monotonic() < deadline:
+                if select.select([controller], [], [], 1)[0]:
+                    try:
+                        chunk = os.read(controller, 65536)
+                    except OSError:  # EIO: the command and its children closed the terminal.
+                        break
+                    if not chunk:
+                        break
+                    shown += chunk
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+            return process.wait(timeout=STOP_TIMEOUT), shown.decode("utf-8", "backslashreplace")
 
     def start(self, *args: str, database_url: str | None = None) -> subprocess.Popen:
         """Starts a long-running command in its own process group, output to a log file."""
@@ -696,6 +733,56 @@ ROUND_TRIP = {
         {"email": "Viewer@Example.com", "printers": [], "prints": []},
     ]
 }
+
+
+def final_lines(shown: str) -> list[str]:
+    """What a terminal shows at the end: each line as its last carriage return left it."""
+    return [line.rsplit("\r", 1)[-1] for line in shown.split("\r\n") if line]
+
+
+async def test_import_on_a_terminal_shows_reading_checking_and_writing_to_the_end(
+    printapi, db, tmp_path
+):
+    path = write_json(tmp_path, ROUND_TRIP)
+
+    status, shown = printapi.run_on_terminal("import", path)
+
+    assert status == 0, shown
+    reading, checking, writing, summary = final_lines(shown)
+    assert reading.startswith("reading: 100%|"), reading
+    assert checking.startswith("checking: 100%|") and "| 3/3 [" in checking, checking
+    assert writing.startswith("writing: 100%|") and "| 9/9 [" in writing, writing
+    assert summary == "imported 2 users, 2 printers, 3 prints, 2 feedbacks"
+
+
+async def test_export_to_a_file_shows_its_progress_on_the_terminal(printapi, db, tmp_path):
+    printapi.run("import", write_json(tmp_path, ROUND_TRIP))
+    output = tmp_path / "export.json"
+
+    status, shown = printapi.run_on_terminal("export", output=output)
+
+    assert status == 0, shown
+    [exporting] = final_lines(shown)
+    assert exporting.startswith("exporting: 100%|") and "| 3/3 [" in exporting, exporting
+    assert output.read_text() == printapi.run("export").stdout
+
+
+async def test_export_to_the_terminal_draws_no_progress_into_the_json(printapi, db, tmp_path):
+    printapi.run("import", write_json(tmp_path, ROUND_TRIP))
+
+    status, shown = printapi.run_on_terminal("export")
+
+    assert status == 0, shown
+    assert shown == printapi.run("export").stdout.replace("\n", "\r\n")
+
+
+async def test_export_not_on_a_terminal_writes_nothing_to_stderr(printapi, db, tmp_path):
+    printapi.run("import", write_json(tmp_path, ROUND_TRIP))
+
+    result = printapi.run("export")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
 
 
 async def test_export_imported_elsewhere_exports_identical_json(
