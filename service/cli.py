@@ -334,9 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=len(os.sched_getaffinity(0)),
         metavar="N",
-        help="worker processes sharing the socket (default: 1)",
+        help="worker processes sharing the socket (default: one per core, %(default)s here)",
     )
     command.add_argument(
         "--demo",

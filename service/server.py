@@ -2,17 +2,22 @@
 
 The parent binds the socket before forking, so every worker accepts from the same queue and
 the kernel spreads connections among them. Each worker runs its own event loop and pool.
-SIGINT and SIGTERM reach the workers, which finish the requests in flight and exit.
+The parent serves nothing: it starts a new worker when one dies, and passes SIGINT and
+SIGTERM on to the workers, which stop accepting, finish the requests in flight and exit.
+Forking keeps the start cheap and the design small; the price is that the workers run the
+code the parent loaded, so a new release needs a new parent.
 """
 
 import contextlib
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import stat
 import sys
+import time
 
 from aiohttp import web
 
@@ -22,8 +27,14 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a stopping worker gives requests in flight before it closes them.
-SHUTDOWN_TIMEOUT = 10.0
+#: Seconds past the shutdown timeout the parent waits for a stopping worker before it kills it.
+STOP_MARGIN = 2.0
+#: A worker that dies sooner than this after it was forked counts as failing at start.
+STEADY_AFTER = 5.0
+#: Failures at start in a row after which the parent gives up and exits with an error.
+START_FAILURES = 5
+#: Seconds between a failure at start and the next try.
+RESPAWN_PAUSE = 1.0
 
 
 def bind(settings: Settings, unix_path: str | None) -> socket.socket:
@@ -69,7 +80,7 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
         create_app(settings),
         sock=sock,
         print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        shutdown_timeout=settings.shutdown_timeout,
         access_log_class=AccessLogger,
     )
 
@@ -96,46 +107,165 @@ def serve(
     if workers == 1:
         _run_worker(settings, sock)
         return
+    try:
+        _Supervisor(settings, sock, workers).run()
+    finally:
+        sock.close()
 
-    # Forward stop signals from the first fork on, so none can kill the parent alone.
-    children: list[int] = []
 
-    def forward(signum, _frame):
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+_HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for _ in range(workers):
+
+class _Supervisor:
+    """The parent of the workers: replaces one that dies, and stops them all on a signal.
+
+    Signals are turned into bytes on a pipe (``signal.set_wakeup_fd``) and handled in one
+    loop, so a signal that arrives while the loop is busy is never lost. A worker that dies
+    before it has run for ``STEADY_AFTER`` seconds counts as failing at start; after
+    ``START_FAILURES`` of those in a row the parent stops everything rather than loop forever
+    on a broken configuration.
+    """
+
+    def __init__(self, settings: Settings, sock: socket.socket, count: int) -> None:
+        self.settings = settings
+        self.sock = sock
+        self.count = count
+        self.started_at: dict[int, float] = {}  # pid -> monotonic time it was forked
+        self.caught: list[int] = []
+        self.start_failures = 0
+        self.respawn_at: float | None = None
+        self.wake_pipe: tuple[int, int] = (-1, -1)
+
+    def run(self) -> None:
+        self.wake_pipe = wake_read, wake_write = os.pipe()
+        for end in self.wake_pipe:
+            os.set_blocking(end, False)
+        previous_wakeup = signal.set_wakeup_fd(wake_write)
+        previous_handlers = {signum: signal.signal(signum, self._catch) for signum in _HANDLED}
+        try:
+            for _ in range(self.count):
+                self._spawn()
+            self._loop(wake_read)
+        finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+            os.close(wake_read)
+            os.close(wake_write)
+
+    def _catch(self, signum, _frame) -> None:
+        self.caught.append(signum)
+
+    def _loop(self, wake_read: int) -> None:
+        while True:
+            timeout = None
+            if self.respawn_at is not None:
+                timeout = max(0.0, self.respawn_at - time.monotonic())
+            select.select([wake_read], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 512)
+
+            caught, self.caught = self.caught, []
+            stop = next((s for s in caught if s in (signal.SIGTERM, signal.SIGINT)), None)
+            if stop is not None:
+                failed = self._stop(stop)
+                if failed:
+                    raise WorkerError(f"{failed} of {self.count} workers exited with an error")
+                return
+            self._reap()
+            if self.respawn_at is not None and time.monotonic() >= self.respawn_at:
+                self.respawn_at = None
+                while len(self.started_at) < self.count:
+                    self._spawn()
+
+    def _spawn(self) -> None:
+        # Signals wait until the child has its own handlers: a SIGTERM caught by the parent's
+        # handler in the child would only be noted, and the worker would never stop.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
         pid = os.fork()
         if pid == 0:
+            signal.set_wakeup_fd(-1)
+            for end in self.wake_pipe:
+                os.close(end)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             code = 0
             try:
-                _run_worker(settings, sock)
+                _run_worker(self.settings, self.sock)
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())
                 code = 1
             os._exit(code)
-        children.append(pid)
+        self.started_at[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
-    failed = 0
-    for child in children:
-        while True:
+    def _reap(self) -> None:
+        """Collects every worker that has exited, and plans its replacement."""
+        while self.started_at:
             try:
-                _, status = os.waitpid(child, 0)
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            started_at = self.started_at.pop(pid, None)
+            if started_at is None:
+                continue
+            lived = time.monotonic() - started_at
+            logger.error(
+                "worker %d exited with %s after %.1f s; starting another",
+                pid,
+                _describe(status),
+                lived,
+            )
+            self.start_failures = self.start_failures + 1 if lived < STEADY_AFTER else 0
+            if self.start_failures >= START_FAILURES:
+                self._stop(signal.SIGTERM)
+                raise WorkerError(
+                    f"workers failed {START_FAILURES} times in a row within {STEADY_AFTER:g} s "
+                    "of starting; the log says why"
+                )
+            if self.respawn_at is None:
+                # A worker that dies at once is retried after a pause, not in a tight loop.
+                pause = RESPAWN_PAUSE if self.start_failures else 0.0
+                self.respawn_at = time.monotonic() + pause
+
+    def _stop(self, signum: int) -> int:
+        """Passes the stop signal on and waits for every worker, killing one that hangs.
+
+        Returns how many workers exited with an error or had to be killed.
+        """
+        for pid in self.started_at:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+        failed = 0
+        patience = self.settings.shutdown_timeout + STOP_MARGIN
+        deadline = time.monotonic() + patience
+        while self.started_at and time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
-            except InterruptedError:
-                continue
-            if os.waitstatus_to_exitcode(status) != 0:
+            if pid == 0:
+                time.sleep(0.05)
+            elif self.started_at.pop(pid, None) is not None and os.waitstatus_to_exitcode(status):
                 failed += 1
-            break
-    sock.close()
-    if failed:
-        raise WorkerError(f"{failed} of {workers} workers exited with an error")
+        for pid in self.started_at:
+            logger.error("worker %d did not stop within %g s; killing it", pid, patience)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            failed += 1
+        self.started_at.clear()
+        return failed
+
+
+def _describe(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"status {code}"
 
 
 class WorkerError(Exception):

@@ -65,6 +65,7 @@ class Settings:
     pool_max_size: int = 10
     acquire_timeout: float = 5.0
     statement_timeout: float = 30.0
+    shutdown_timeout: float = 10.0
     session_max_age: int = 14 * 24 * 3600
     cookie_secure: bool = False
     trusted_origins: tuple[str, ...] = ()
@@ -85,6 +86,7 @@ class Settings:
             pool_max_size=_int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1),
             acquire_timeout=_float(environ, "PRINTAPI_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout=_float(environ, "PRINTAPI_STATEMENT_TIMEOUT", 30.0),
+            shutdown_timeout=_float(environ, "PRINTAPI_SHUTDOWN_TIMEOUT", 10.0),
             session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
             trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),

@@ -83,12 +83,14 @@ class Cli:
     def __init__(self, database_url: str, var_dir: Path) -> None:
         self.database_url = database_url
         self.var_dir = var_dir
+        self.extra_env: dict[str, str] = {}
 
     def env(self, database_url: str | None) -> dict[str, str]:
         return {
             **os.environ,
             "DATABASE_URL": database_url or self.database_url,
             "PRINTAPI_VAR_DIR": str(self.var_dir),
+            **self.extra_env,
         }
 
     def run(
@@ -952,6 +954,92 @@ async def test_serve_with_two_workers_answers_then_stops_on_sigterm(printapi, fa
 
         assert stop(server) == 0, output(server)
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def wait_for_workers(server, count: int, gone: set[int] = frozenset()) -> list[int]:
+    """Polls until the server has ``count`` workers, none of them in ``gone``; their pids."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        workers = children(server.pid)
+        if len(workers) == count and not gone & set(workers):
+            return workers
+        await asyncio.sleep(0.1)
+    pytest.fail(f"no {count} new workers in {START_TIMEOUT} s:\n{output(server)}")
+
+
+async def test_serve_replaces_a_worker_that_dies(printapi, factory, owner):
+    user_id, headers = owner
+    await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            first, second = await wait_for_workers(server, 2)
+            os.kill(first, signal.SIGKILL)
+            workers = await wait_for_workers(server, 2, gone={first})
+
+            statuses = []
+            for _ in range(8):
+                async with aiohttp.ClientSession() as fresh, fresh.get(base, headers=headers) as r:
+                    statuses.append(r.status)
+
+        assert second in workers
+        assert statuses == [200] * 8
+        assert f"worker {first} exited with signal SIGKILL after " in output(server)
+        assert stop(server) == 0, output(server)
+
+
+async def test_serve_gives_up_when_workers_keep_dying_at_start(printapi):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+        killed: set[int] = set()
+        deadline = time.monotonic() + 30
+        while server.poll() is None and time.monotonic() < deadline:
+            for pid in set(children(server.pid)) - killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.05)
+
+        assert server.wait(timeout=STOP_TIMEOUT) == 1, output(server)
+        assert output(server).count(" exited with signal SIGKILL after ") == 5, output(server)
+        assert output(server).endswith(
+            "printapi serve: workers failed 5 times in a row within 5 s of starting; "
+            "the log says why\n"
+        )
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # The parent closed the listening socket.
+
+
+async def test_serve_kills_a_worker_that_does_not_stop_in_time(printapi):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+    printapi.extra_env["PRINTAPI_SHUTDOWN_TIMEOUT"] = "0.5"
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+        hung, other = await wait_for_workers(server, 2)
+        os.kill(hung, signal.SIGSTOP)
+        started = time.monotonic()
+
+        status = stop(server)
+
+        took = time.monotonic() - started
+        assert status == 1, output(server)
+        assert 2.5 <= took < 2.5 + STOP_TIMEOUT / 2, took
+        assert f"worker {hung} did not stop within 2.5 s; killing it" in output(server)
+        assert output(server).endswith("printapi serve: 1 of 2 workers exited with an error\n")
+        assert not Path(f"/proc/{hung}").exists() and not Path(f"/proc/{other}").exists()
 
 
 async def test_serve_with_pending_migrations_exits_1_saying_to_migrate(

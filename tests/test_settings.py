@@ -15,6 +15,7 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert (settings.pool_min_size, settings.pool_max_size) == (1, 10)
     assert (settings.acquire_timeout, settings.statement_timeout) == (5.0, 30.0)
+    assert settings.shutdown_timeout == 10.0
     assert settings.cookie_secure is False
     assert settings.trusted_origins == ()
     assert settings.log_level == "INFO"
