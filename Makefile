@@ -23,6 +23,7 @@ help:
 	@echo "make format   let ruff fix the form"
 	@echo "make bench    measure the service under load; writes docs/performance.md"
 	@echo "make install  build $(VENV) with the service and its test tools"
+	@echo "make e2e-tools  install nginx and PgBouncer (Debian) for the deployment tests"
 	@echo "make clean    remove $(VENV), var/ and caches"
 
 $(VENV)/.installed: setup.py
@@ -55,6 +56,18 @@ lint: install
 format: install
 	$(RUFF) check --fix service tests
 	$(RUFF) format service tests
+
+# nginx and PgBouncer, which the deployment tests run in front of and behind the service.
+# Debian's packages; without them those tests are skipped, except in CI, which calls this.
+E2E_PACKAGES := nginx-light pgbouncer
+
+.PHONY: e2e-tools
+e2e-tools:
+	@if ! command -v nginx >/dev/null || ! command -v pgbouncer >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends $(E2E_PACKAGES) \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends $(E2E_PACKAGES); }; \
+	fi
 
 .PHONY: clean
 clean:

@@ -20,7 +20,7 @@ from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, t
 from service.migrate import MigrationError, migrate, pending
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
-from service.server import WorkerError, address, bind, serve
+from service.server import WorkerError, address, bind, inherited_socket, serve
 from service.settings import Settings, SettingsError
 from service.transfer import ImportDataError, export_document, import_document
 
@@ -273,6 +273,17 @@ def cmd_serve(settings: Settings, args) -> None:
 
 
 def _listen(settings: Settings, unix_path: str | None):
+    """The socket a service manager passed (--host, --port and --unix then go unused), or
+    one bound here."""
+    try:
+        passed = inherited_socket(os.environ)
+    except OSError as error:
+        raise CommandError(
+            f"cannot serve on the socket the service manager passed: {error.strerror}"
+        ) from None
+    if passed is not None:
+        return passed
+
     try:
         return bind(settings, unix_path)
     except OSError as error:

@@ -67,6 +67,35 @@ def bind(settings: Settings, unix_path: str | None) -> socket.socket:
     return sock
 
 
+#: The first file descriptor a service manager passes (sd_listen_fds(3)).
+_FIRST_PASSED_FD = 3
+
+
+def inherited_socket(environ) -> socket.socket | None:
+    """The listening socket a service manager passed, as systemd's socket activation does.
+
+    The manager sets LISTEN_FDS and LISTEN_PID; the variables are removed once read, so that
+    a process started from this one does not take the socket for its own. Holding the socket
+    outside the service is what lets a restart refuse no connection. Raises OSError when
+    what was passed is not one listening stream socket.
+    """
+    if environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    count = environ.pop("LISTEN_FDS", "")
+    environ.pop("LISTEN_PID", None)
+    environ.pop("LISTEN_FDNAMES", None)
+    if count != "1":
+        raise OSError(errno.EINVAL, f"expected one passed socket, not {count or 'none'}")
+    sock = socket.socket(fileno=_FIRST_PASSED_FD)
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        sock.detach()
+        raise OSError(errno.EINVAL, "the passed socket is not a listening stream socket")
+    sock.set_inheritable(True)
+    return sock
+
+
 def address(sock: socket.socket) -> str:
     """Where a listening socket answers: its path, or an http:// URL."""
     if sock.family == socket.AF_UNIX:

@@ -45,6 +45,14 @@ COMMAND_TIMEOUT = 60
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
+#: Runs argv[3:] as systemd's socket activation would: fd argv[1] as fd 3, LISTEN_FDS argv[2].
+ACTIVATE = """
+import os, sys
+os.dup2(int(sys.argv[1]), 3)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=sys.argv[2])
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
 #: The example of API.md's import format, as written there.
 EXAMPLE = {
     "users": [
@@ -141,16 +149,32 @@ class Cli:
                 os.kill(process.pid, signal.SIGKILL)
             return process.wait(timeout=STOP_TIMEOUT), shown.decode("utf-8", "backslashreplace")
 
-    def start(self, *args: str, database_url: str | None = None) -> subprocess.Popen:
-        """Starts a long-running command in its own process group, output to a log file."""
+    def start(
+        self,
+        *args: str,
+        database_url: str | None = None,
+        passed: socket.socket | None = None,
+        passed_count: int = 1,
+    ) -> subprocess.Popen:
+        """Starts a long-running command in its own process group, output to a log file.
+
+        With ``passed``, the command gets that socket as systemd's socket activation gives
+        it: as file descriptor 3, with LISTEN_PID naming the command and LISTEN_FDS set to
+        ``passed_count``.
+        """
         log = open(self.var_dir / f"printapi-{uuid.uuid4().hex[:8]}.log", "w+")  # noqa: SIM115
+        command = [str(PRINTAPI), *args]
+        if passed is not None:
+            command = [sys.executable, "-c", ACTIVATE, str(passed.fileno()), str(passed_count)]
+            command += [str(PRINTAPI), *args]
         process = subprocess.Popen(
-            [str(PRINTAPI), *args],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env(database_url),
             start_new_session=True,
+            pass_fds=(passed.fileno(),) if passed is not None else (),
         )
         process.log = log
         return process
@@ -289,7 +313,7 @@ async def wait_until_answering(process, session: aiohttp.ClientSession, url: str
             async with session.get(url) as response:
                 await response.read()
                 return
-        except aiohttp.ClientConnectionError:
+        except (aiohttp.ClientConnectionError, TimeoutError):
             if time.monotonic() > deadline:
                 pytest.fail(f"the server did not answer in {START_TIMEOUT} s:\n{output(process)}")
             await asyncio.sleep(0.1)
@@ -1040,6 +1064,88 @@ async def test_serve_kills_a_worker_that_does_not_stop_in_time(printapi):
         assert f"worker {hung} did not stop within 2.5 s; killing it" in output(server)
         assert output(server).endswith("printapi serve: 1 of 2 workers exited with an error\n")
         assert not Path(f"/proc/{hung}").exists() and not Path(f"/proc/{other}").exists()
+
+
+@contextlib.contextmanager
+def held_unix_socket():
+    """A listening unix socket held by the test, as a service manager holds one."""
+    directory = Path(tempfile.mkdtemp(prefix="printapi-"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(directory / "api.sock"))
+        listener.listen(1024)
+        yield listener
+    finally:
+        listener.close()
+        shutil.rmtree(directory)
+
+
+async def poll_until_stopped(url: str, headers: dict, connector, stopped: asyncio.Event):
+    """GETs ``url`` on a new connection each time until ``stopped`` is set (at most 2,000
+    times); the statuses, or the names of the errors met instead."""
+    answers = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(2000):
+            if stopped.is_set():
+                break
+            try:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    answers.append(response.status)
+            except aiohttp.ClientError as error:
+                answers.append(type(error).__name__)
+    return answers
+
+
+async def test_serve_restarted_on_a_passed_socket_refuses_no_request(printapi, factory, owner):
+    user_id, headers = owner
+    await factory.print(user_id)
+    url = "http://localhost/api/v1/prints/"
+    command = ("serve", "--workers", "2")
+
+    with held_unix_socket() as listener:
+        path = listener.getsockname()
+        with running(printapi.start(*command, passed=listener)) as first:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path), timeout=aiohttp.ClientTimeout(total=1)
+            ) as session:
+                await wait_until_answering(first, session, url)
+            stopped = asyncio.Event()
+            clients = [
+                asyncio.create_task(
+                    poll_until_stopped(
+                        url, headers, aiohttp.UnixConnector(path, force_close=True), stopped
+                    )
+                )
+                for _ in range(4)
+            ]
+            await asyncio.sleep(0.5)
+            first_status = await asyncio.to_thread(stop, first)
+            first_log = output(first)
+            with running(printapi.start(*command, passed=listener)) as second:
+                await asyncio.sleep(2.0)
+                stopped.set()
+                answers = [answer for client in clients for answer in await client]
+                second_log = output(second)
+
+    assert first_status == 0, first_log
+    assert set(answers) == {200}, [answer for answer in answers if answer != 200]
+    assert first_log.count(" status=200 ") > 0
+    assert second_log.count(" status=200 ") > 0
+
+
+async def test_serve_passed_two_sockets_exits_1_saying_so(printapi):
+    with held_unix_socket() as listener:
+        process = printapi.start("serve", passed=listener, passed_count=2)
+        with running(process):
+            status = process.wait(timeout=COMMAND_TIMEOUT)
+            said = output(process)
+
+    assert status == 1, said
+    assert said.endswith(
+        "printapi serve: cannot serve on the socket the service manager passed: "
+        "expected one passed socket, not 2\n"
+    )
 
 
 async def test_serve_with_pending_migrations_exits_1_saying_to_migrate(
