@@ -20,6 +20,7 @@ from service.keys import (
     SETTINGS,
     STATEMENTS,
 )
+from service.limits import body_limit_middleware, parser_limits
 from service.middleware import (
     auth_middleware,
     connection_middleware,
@@ -63,11 +64,16 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app = web.Application(
         middlewares=[
             error_middleware,
+            body_limit_middleware,
             session_middleware(storage),
             connection_middleware,
             auth_middleware,
             ownership_middleware,
-        ]
+        ],
+        client_max_size=settings.max_body_bytes,
+        # Every server of this app, `printapi serve` and the tests' alike, parses requests
+        # within these limits.
+        handler_args=parser_limits(settings),
     )
     app[SETTINGS] = settings
     app[QUERIES] = Queries()
