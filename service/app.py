@@ -27,6 +27,7 @@ from service.middleware import (
     error_middleware,
     ownership_middleware,
     send_request_id,
+    send_security_headers,
 )
 from service.queries import Queries
 from service.settings import Settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
         app.router.add_view(path, view)
 
     app.on_response_prepare.append(send_request_id)
+    app.on_response_prepare.append(send_security_headers)
     app.cleanup_ctx.append(_pool_context)
     return app
 
