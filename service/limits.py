@@ -4,6 +4,7 @@ The limits on the request line and the headers are aiohttp's parser's (``parser_
 it refuses those requests before the app sees them.
 """
 
+import datetime
 import ipaddress
 
 import asyncpg
@@ -73,7 +74,7 @@ class LoginClaim:
     email: str
     address: str
     #: When the address's window ends: a success takes the attempt back from that window.
-    address_window_ends: object
+    address_window_ends: datetime.datetime
 
 
 async def claim_login_attempt(
