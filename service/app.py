@@ -20,12 +20,14 @@ from service.keys import (
     SETTINGS,
     STATEMENTS,
 )
+from service.limits import body_limit_middleware, parser_limits
 from service.middleware import (
     auth_middleware,
     connection_middleware,
     error_middleware,
     ownership_middleware,
     send_request_id,
+    send_security_headers,
 )
 from service.queries import Queries
 from service.settings import Settings
@@ -63,11 +65,16 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app = web.Application(
         middlewares=[
             error_middleware,
+            body_limit_middleware,
             session_middleware(storage),
             connection_middleware,
             auth_middleware,
             ownership_middleware,
-        ]
+        ],
+        client_max_size=settings.max_body_bytes,
+        # Every server of this app, `printapi serve` and the tests' alike, parses requests
+        # within these limits.
+        handler_args=parser_limits(settings),
     )
     app[SETTINGS] = settings
     app[QUERIES] = Queries()
@@ -84,6 +91,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
         app.router.add_view(path, view)
 
     app.on_response_prepare.append(send_request_id)
+    app.on_response_prepare.append(send_security_headers)
     app.cleanup_ctx.append(_pool_context)
     return app
 

@@ -50,6 +50,25 @@ class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
         super().__init__(**_json_body({"detail": detail}))
 
 
+class PayloadTooLarge(web.HTTPRequestEntityTooLarge):
+    """413 for a body over the limit, whether announced by Content-Length or found reading."""
+
+    def __init__(self, limit: int) -> None:
+        detail = f"The request body is larger than {limit} bytes."
+        super().__init__(max_size=limit, **_json_body({"detail": detail}))
+
+
+class TooManyRequests(web.HTTPTooManyRequests):
+    """429 with Retry-After: the same body whatever tripped the limit, so it reveals nothing."""
+
+    def __init__(self, retry_after: int) -> None:
+        unit = "second" if retry_after == 1 else "seconds"
+        detail = f"Too many failed logins; try again in {retry_after} {unit}."
+        super().__init__(
+            headers={"Retry-After": str(retry_after)}, **_json_body({"detail": detail})
+        )
+
+
 class ServiceUnavailable(web.HTTPServiceUnavailable):
     def __init__(self) -> None:
         detail = "The database cannot be reached right now; try again shortly."

@@ -23,6 +23,7 @@ from service.keys import (
     SETTINGS,
     USER_ID,
 )
+from service.limits import claim_login_attempt, settle_login_success
 from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
 from service.params import Filter, Sorting, parse_list_params, parse_print_change, unstorable
@@ -91,7 +92,12 @@ async def read_json(request: web.Request):
     if request.content_type != "application/json":
         raise errors.UnsupportedMediaType(request.content_type)
     try:
-        return json.loads(await request.read())
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        # A chunked body, whose length was not announced: reading stopped past the limit.
+        raise errors.PayloadTooLarge(request.client_max_size) from None
+    try:
+        return json.loads(body)
     except (ValueError, RecursionError):
         raise errors.BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
 
@@ -230,6 +236,8 @@ class LoginView(web.View):
 
     The connection is given back while the password is checked: argon2 takes a tenth of a
     second of CPU by design, run in a thread, at most PASSWORD_CHECKS at a time per worker.
+    The attempt is counted first, and refused (429) without hashing once the email or the
+    client's address has failed too often (service/limits.py).
     """
 
     public = True
@@ -241,6 +249,7 @@ class LoginView(web.View):
         lease = self.request[LEASE]
 
         connection = await lease.connection()
+        claim = await claim_login_attempt(self.request, connection, credentials["email"])
         user = await connection.fetchrow(queries.find_user_by_email.text, credentials["email"])
         await lease.release()
 
@@ -255,6 +264,7 @@ class LoginView(web.View):
         token = new_token()
         settings = self.request.app[SETTINGS]
         connection = await lease.connection()
+        await settle_login_success(self.request, connection, claim)
         await connection.execute(
             queries.create_session.text, user["id"], token_digest(token), settings.session_max_age
         )

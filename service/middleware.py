@@ -94,6 +94,35 @@ async def send_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers["X-Request-ID"] = request_id
 
 
+#: Sent with every response the app makes. A JSON API has nothing for a browser to render,
+#: run, frame or load: a response opened as a page does nothing, and leaks no Referer.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+#: Answers carry personal data or a verdict on credentials: no cache may keep them, unless
+#: the handler says how (the polled answers' ``private, no-cache`` keeps ETags working).
+DEFAULT_CACHE_CONTROL = "no-store"
+
+#: Browsers that saw the service over HTTPS use nothing else for a year.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+
+async def send_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Signal handler: the security headers on every response, errors and streams included.
+
+    Strict-Transport-Security only when the service is reached over HTTPS
+    (PRINTAPI_COOKIE_SECURE): over plain HTTP a browser ignores it anyway.
+    """
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Cache-Control", DEFAULT_CACHE_CONTROL)
+    if request.app[SETTINGS].cookie_secure:
+        response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+
+
 def _request_id(given: str | None) -> str:
     """The client's X-Request-ID when it is a sane token, else a new one."""
     if given and len(given) <= 128 and given.isascii() and given.isprintable():

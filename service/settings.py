@@ -70,6 +70,13 @@ class Settings:
     cookie_secure: bool = False
     trusted_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    max_body_bytes: int = 64 * 1024
+    max_url_bytes: int = 8190
+    max_header_bytes: int = 8190
+    max_headers: int = 64
+    login_window: int = 15 * 60
+    login_failures_per_email: int = 10
+    login_failures_per_address: int = 100
 
     @classmethod
     def from_environ(cls, environ=os.environ) -> "Settings":
@@ -91,6 +98,15 @@ class Settings:
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
             trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             log_level=_log_level(environ),
+            max_body_bytes=_int(environ, "PRINTAPI_MAX_BODY_BYTES", 64 * 1024, 1024),
+            max_url_bytes=_int(environ, "PRINTAPI_MAX_URL_BYTES", 8190, 256),
+            max_header_bytes=_int(environ, "PRINTAPI_MAX_HEADER_BYTES", 8190, 1024),
+            max_headers=_int(environ, "PRINTAPI_MAX_HEADERS", 64, 16),
+            login_window=_int(environ, "PRINTAPI_LOGIN_WINDOW", 15 * 60, 1),
+            login_failures_per_email=_int(environ, "PRINTAPI_LOGIN_FAILURES_PER_EMAIL", 10, 0),
+            login_failures_per_address=_int(
+                environ, "PRINTAPI_LOGIN_FAILURES_PER_ADDRESS", 100, 0
+            ),
         )
 
     def session_key(self) -> bytes:

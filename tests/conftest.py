@@ -27,7 +27,7 @@ TEST_SECRET_KEY = b"0123456789abcdef0123456789abcdef"
 #: Users made by the factory get cheap argon2 parameters: the hash records them, so login
 #: verifies as usual, in a millisecond instead of a tenth of a second.
 _FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-TABLES = "users, api_tokens, printers, prints, print_shot_feedbacks"
+TABLES = "users, api_tokens, printers, prints, print_shot_feedbacks, login_attempts"
 
 
 async def admin(url: str, statement: str) -> None:

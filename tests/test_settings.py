@@ -19,6 +19,11 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     assert settings.cookie_secure is False
     assert settings.trusted_origins == ()
     assert settings.log_level == "INFO"
+    assert settings.max_body_bytes == 65536
+    assert (settings.max_url_bytes, settings.max_header_bytes) == (8190, 8190)
+    assert settings.max_headers == 64
+    assert settings.login_window == 900
+    assert (settings.login_failures_per_email, settings.login_failures_per_address) == (10, 100)
 
 
 def test_trusted_origins_are_split_on_commas_and_trimmed():
@@ -38,6 +43,14 @@ def test_trusted_origins_are_split_on_commas_and_trimmed():
         ("PRINTAPI_COOKIE_SECURE", "maybe", "PRINTAPI_COOKIE_SECURE must be true or false"),
         ("PRINTAPI_LOG_LEVEL", "loud", "PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING"),
         ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must hold 32 bytes"),
+        ("PRINTAPI_MAX_BODY_BYTES", "100", "PRINTAPI_MAX_BODY_BYTES must be at least 1024"),
+        ("PRINTAPI_MAX_HEADERS", "8", "PRINTAPI_MAX_HEADERS must be at least 16, not 8"),
+        ("PRINTAPI_LOGIN_WINDOW", "0", "PRINTAPI_LOGIN_WINDOW must be at least 1, not 0"),
+        (
+            "PRINTAPI_LOGIN_FAILURES_PER_EMAIL",
+            "-1",
+            "PRINTAPI_LOGIN_FAILURES_PER_EMAIL must be at least 0",
+        ),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(name, value, message):
