@@ -21,6 +21,8 @@ PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
 
 REQUEST_ID = web.RequestKey("request_id", str)
+#: Who the client is behind the proxies (a service.forwarded.Client), once asked.
+CLIENT = web.RequestKey("client", object)
 #: The request's pooled connection, taken on first use (a service.db.Lease).
 LEASE = web.RequestKey("lease", Lease)
 USER_ID = web.RequestKey("user_id", int)

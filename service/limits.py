@@ -12,6 +12,7 @@ import attrs
 from aiohttp import web
 
 from service import errors
+from service.forwarded import client
 from service.keys import QUERIES, SETTINGS
 from service.settings import Settings
 
@@ -52,12 +53,10 @@ async def body_limit_middleware(request: web.Request, handler):
 def client_address(request: web.Request) -> str:
     """The key the client's address is counted under: an IPv4 address, or an IPv6 /64.
 
-    This is the one place that decides who the client is. It takes the peer's address: behind
-    a proxy every client shares the proxy's, until X-Forwarded-For from configured proxies
-    is read here.
+    Behind trusted proxies, the address is the one they forwarded (service/forwarded.py).
     """
     try:
-        address = ipaddress.ip_address(request.remote or "")
+        address = ipaddress.ip_address(client(request).address)
     except ValueError:
         return NO_ADDRESS
     if isinstance(address, ipaddress.IPv6Address):

@@ -4,11 +4,12 @@ import logging
 
 from aiohttp.abc import AbstractAccessLogger
 
+from service.forwarded import client
 from service.keys import REQUEST_ID, USER_ID
 
 
 class AccessLogger(AbstractAccessLogger):
-    """``method path status ms user request route``, space-separated key=value pairs.
+    """``method path status ms user request route client``, space-separated key=value pairs.
 
     The route is the pattern that matched (``/api/v1/prints/{print_id}/``), so lines group
     by endpoint; the request id is the one sent back in X-Request-ID. aiohttp's own access
@@ -23,7 +24,7 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request, response, time: float) -> None:
         resource = getattr(request.match_info.route, "resource", None)
         self.logger.info(
-            "method=%s path=%s status=%d ms=%.1f user=%s request=%s route=%s",
+            "method=%s path=%s status=%d ms=%.1f user=%s request=%s route=%s client=%s",
             request.method,
             request.path,
             response.status,
@@ -31,4 +32,5 @@ class AccessLogger(AbstractAccessLogger):
             request.get(USER_ID, "-"),
             request.get(REQUEST_ID, "-"),
             resource.canonical if resource is not None else "-",
+            client(request).address or "unix",
         )

@@ -15,6 +15,7 @@ from aiohttp_session import get_session
 from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
 from service.db import DatabaseUnavailableError, Lease, UserData
+from service.forwarded import client
 from service.keys import (
     DATA,
     FEED,
@@ -114,12 +115,13 @@ STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 async def send_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Signal handler: the security headers on every response, errors and streams included.
 
-    Strict-Transport-Security only when the service is reached over HTTPS
-    (PRINTAPI_COOKIE_SECURE): over plain HTTP a browser ignores it anyway.
+    Strict-Transport-Security only when the service is reached over HTTPS: it says so
+    (PRINTAPI_COOKIE_SECURE), or a trusted proxy does (X-Forwarded-Proto). Over plain HTTP a
+    browser ignores it anyway.
     """
     response.headers.update(SECURITY_HEADERS)
     response.headers.setdefault("Cache-Control", DEFAULT_CACHE_CONTROL)
-    if request.app[SETTINGS].cookie_secure:
+    if request.app[SETTINGS].cookie_secure or client(request).scheme == "https":
         response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -53,6 +54,48 @@ def _bool(environ, name: str, default: bool) -> bool:
 
 
 @attrs.frozen
+class TrustedProxies:
+    """The peers whose X-Forwarded-For and X-Forwarded-Proto are believed (service/forwarded.py).
+
+    ``unix`` trusts any peer on the unix socket, as nginx is when it proxies to one.
+    """
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    unix: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "TrustedProxies":
+        """Reads "unix, 127.0.0.1, 10.0.0.0/8"; raises SettingsError naming a bad entry."""
+        networks, unix = [], False
+        for entry in (part.strip() for part in text.split(",")):
+            if entry == "unix":
+                unix = True
+            elif entry:
+                try:
+                    networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    raise SettingsError(
+                        "PRINTAPI_TRUSTED_PROXIES must list addresses, networks or unix, "
+                        f"not {entry!r}"
+                    ) from None
+        return cls(tuple(networks), unix)
+
+    def trusts(self, address: str) -> bool:
+        """Whether the peer at ``address`` ("" on a unix socket) is a trusted proxy."""
+        if not address:
+            return self.unix
+        if not self.networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+
+@attrs.frozen
 class Settings:
     """Everything the service reads from its environment; see the README for each variable."""
 
@@ -69,6 +112,7 @@ class Settings:
     session_max_age: int = 14 * 24 * 3600
     cookie_secure: bool = False
     trusted_origins: tuple[str, ...] = ()
+    trusted_proxies: TrustedProxies = TrustedProxies()
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
     max_url_bytes: int = 8190
@@ -97,6 +141,7 @@ class Settings:
             session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
             trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            trusted_proxies=TrustedProxies.parse(environ.get("PRINTAPI_TRUSTED_PROXIES", "")),
             log_level=_log_level(environ),
             max_body_bytes=_int(environ, "PRINTAPI_MAX_BODY_BYTES", 64 * 1024, 1024),
             max_url_bytes=_int(environ, "PRINTAPI_MAX_URL_BYTES", 8190, 256),

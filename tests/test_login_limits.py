@@ -7,11 +7,14 @@ import contextlib
 import aiohttp
 import attrs
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from service import handlers
 from service.app import create_app
+from service.keys import SETTINGS
 from service.limits import client_address
+from service.settings import Settings
 
 LOGIN = "/api/v1/auth/login/"
 PER_EMAIL = 3
@@ -247,6 +250,8 @@ async def test_each_attempt_deletes_up_to_100_rows_of_ended_windows(app_client, 
     ],
 )
 def test_client_address_is_the_peer_with_ipv6_counted_by_64(peer, key):
-    request = make_mocked_request("POST", LOGIN).clone(remote=peer)
+    app = web.Application()
+    app[SETTINGS] = Settings()
+    request = make_mocked_request("POST", LOGIN, app=app).clone(remote=peer)
 
     assert client_address(request) == key

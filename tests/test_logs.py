@@ -38,7 +38,7 @@ async def test_authenticated_request_logs_user_request_id_and_route(
     [line] = await _lines(caplog)
     assert re.fullmatch(
         rf"method=GET path=/api/v1/prints/{print_id}/ status=200 ms=\d+\.\d"
-        rf" user={user_id} request=req-1 route=/api/v1/prints/\{{print_id\}}/",
+        rf" user={user_id} request=req-1 route=/api/v1/prints/\{{print_id\}}/ client=127.0.0.1",
         line,
     ), line
 
@@ -58,4 +58,4 @@ async def test_unknown_path_logs_no_route(logged_client, caplog):
     assert response.status == 404, await response.text()
     [line] = await _lines(caplog)
     assert line.startswith("method=GET path=/nowhere status=404 ")
-    assert line.endswith(" route=-")
+    assert line.endswith(" route=- client=127.0.0.1")
