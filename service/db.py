@@ -1,5 +1,6 @@
 """The data layer: the connection pool, and the runner that binds every statement to a user."""
 
+import asyncio
 import contextlib
 import logging
 
@@ -12,6 +13,25 @@ logger = logging.getLogger(__name__)
 
 class DatabaseUnavailableError(Exception):
     """No connection could be had in time: the database is down, or every connection is busy."""
+
+
+#: What the server says when it cannot serve a session: the connection is gone, it is shutting
+#: down or starting up, or it has no connection slot left.
+SERVER_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+#: Errors of a connect: those, or a network error, or no answer in time.
+CONNECTION_FAILURES = (OSError, TimeoutError, *SERVER_GONE)
+#: A statement gave up waiting: the statement timeout, or the client-side command timeout
+#: when the server does not answer at all.
+STATEMENT_TIMED_OUT = (asyncpg.QueryCanceledError, TimeoutError)
+#: A statement gave up waiting for a lock (the lock timeout), or was chosen to break a
+#: deadlock: the same request may work a moment later.
+LOCK_GIVEN_UP = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError)
 
 
 #: Session settings of every pooled connection; the plan tests use them too.
@@ -61,6 +81,10 @@ async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.
     )
 
 
+#: Seconds a connection whose statement failed oddly is given to show that its server closed it.
+CLOSING_GRACE = 0.2
+
+
 class Lease:
     """A request's pooled connection: taken on first use, given back when the request ends.
 
@@ -79,20 +103,54 @@ class Lease:
         if self._connection is None:
             try:
                 self._connection = await self._pool.acquire(timeout=self._timeout)
-            except (
-                TimeoutError,
-                OSError,
-                asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError,
-            ) as error:
+            except CONNECTION_FAILURES as error:
                 raise DatabaseUnavailableError(str(error) or type(error).__name__) from error
         return self._connection
 
     async def release(self) -> None:
-        """Gives the connection back to the pool; the next use takes one again."""
+        """Gives the connection back to the pool; the next use takes one again.
+
+        A connection that cannot be reset (its server went away or stopped answering) is
+        closed by the pool; that is no fault of the request, whose answer stands.
+        """
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        try:
             await self._pool.release(connection)
+        except CONNECTION_FAILURES as error:
+            logger.warning("closed a connection that could not be reset: %r", error)
+
+    def discard(self) -> None:
+        """Closes the connection rather than give it back: its server cut it or stopped
+        answering, and no other request may inherit it. Closing it rolls back its transaction.
+        """
+        connection, self._connection = self._connection, None
+        if connection is not None and not _is_closed(connection):
+            connection.terminate()
+
+    async def closed_by_server(self) -> bool:
+        """True when the server has closed the held connection, or does so within a moment.
+
+        asyncpg reports a statement on a connection whose server is ending the session as a
+        misuse: "connection is closed", or, when the server's farewell arrived while the
+        connection sat idle in the pool, "another operation is in progress" (it waits for the
+        socket to close). The socket closes right after the farewell: this waits that long.
+        """
+        deadline = asyncio.get_running_loop().time() + CLOSING_GRACE
+        while self._connection is not None and not _is_closed(self._connection):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return self._connection is not None
+
+
+def _is_closed(connection) -> bool:
+    """Whether a pooled connection is closed; the pool takes back one that closed."""
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 class UserData:
@@ -131,11 +189,29 @@ class UserData:
 
     @contextlib.asynccontextmanager
     async def transaction(self, **options):
-        """A transaction on the request's connection."""
+        """A transaction on the request's connection: committed when the block ends, else
+        rolled back.
+
+        When the server cut the session or stopped answering, no ROLLBACK is sent (it would
+        fail, or wait): the connection is closed, which ends the transaction on the server.
+        """
         connection = await self._lease.connection()
-        async with connection.transaction(**options):
+        transaction = connection.transaction(**options)
+        await transaction.start()
+        try:
             yield
+        except (*SERVER_GONE, TimeoutError):
+            self._lease.discard()
+            raise
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
 
     async def release(self) -> None:
         """Gives the connection back to the pool until the next statement; not in a transaction."""
         await self._lease.release()
+
+    def discard(self) -> None:
+        """Closes the connection instead of giving it back; the next statement takes another."""
+        self._lease.discard()

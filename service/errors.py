@@ -50,9 +50,21 @@ class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
         super().__init__(**_json_body({"detail": detail}))
 
 
+#: The 503 details: the database is out of reach, too slow, or a lock is held too long.
+UNREACHABLE = "The database cannot be reached right now; try again shortly."
+TOO_SLOW = "The database took too long to answer; try again shortly."
+LOCKED = "The data is locked by another change that is taking too long; try again shortly."
+
+
 class ServiceUnavailable(web.HTTPServiceUnavailable):
-    def __init__(self) -> None:
-        detail = "The database cannot be reached right now; try again shortly."
+    """503: the database cannot serve the request now; the same request may work later.
+
+    Also for a statement cancelled by a timeout: the service is the origin server, not a
+    gateway, so 503 with Retry-After (which clients of the contract already retry) rather
+    than 504.
+    """
+
+    def __init__(self, detail: str = UNREACHABLE) -> None:
         super().__init__(headers={"Retry-After": "5"}, **_json_body({"detail": detail}))
 
 

@@ -164,6 +164,7 @@ class PrintsView(web.View):
             logger.exception(
                 "streamed list failed after its start (request %s)", self.request[REQUEST_ID]
             )
+            data.discard()
             if self.request.transport is not None:
                 self.request.transport.close()
         return response

@@ -14,7 +14,14 @@ from aiohttp_session import get_session
 
 from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
-from service.db import DatabaseUnavailableError, Lease, UserData
+from service.db import (
+    LOCK_GIVEN_UP,
+    SERVER_GONE,
+    STATEMENT_TIMED_OUT,
+    DatabaseUnavailableError,
+    Lease,
+    UserData,
+)
 from service.keys import (
     DATA,
     FEED,
@@ -61,20 +68,14 @@ async def error_middleware(request: web.Request, handler):
             extra={"request_id": request_id},
         )
         response = web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    except (
-        DatabaseUnavailableError,
-        asyncpg.QueryCanceledError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.ConnectionDoesNotExistError,
-    ) as error:
+    except (DatabaseUnavailableError, *SERVER_GONE, *STATEMENT_TIMED_OUT, *LOCK_GIVEN_UP) as error:
         logger.warning(
             "database unavailable: %r (request %s)",
             error,
             request_id,
             extra={"request_id": request_id},
         )
-        response = as_response(errors.ServiceUnavailable())
+        response = as_response(errors.ServiceUnavailable(_unavailable_detail(error)))
     except Exception:
         logger.exception(
             "unexpected error in %s %s (request %s)",
@@ -85,6 +86,15 @@ async def error_middleware(request: web.Request, handler):
         )
         response = as_response(errors.ServerError())
     return response
+
+
+def _unavailable_detail(error: Exception) -> str:
+    """What a 503 tells the client about why the database could not serve it."""
+    if isinstance(error, STATEMENT_TIMED_OUT):
+        return errors.TOO_SLOW
+    if isinstance(error, LOCK_GIVEN_UP):
+        return errors.LOCKED
+    return errors.UNREACHABLE
 
 
 async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -141,6 +151,14 @@ async def connection_middleware(request: web.Request, handler):
     request[LEASE] = lease
     try:
         return await handler(request)
+    except (*SERVER_GONE, TimeoutError):
+        # The server cut the session or stopped answering: no other request may inherit it.
+        lease.discard()
+        raise
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+        if await lease.closed_by_server():
+            raise DatabaseUnavailableError(str(error)) from error
+        raise
     finally:
         await lease.release()
 
