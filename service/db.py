@@ -15,6 +15,10 @@ class DatabaseUnavailableError(Exception):
     """No connection could be had in time: the database is down, or every connection is busy."""
 
 
+class LongRequestsBusyError(DatabaseUnavailableError):
+    """A long request found every connection long requests may hold taken, for too long."""
+
+
 #: What the server says when it cannot serve a session: the connection is gone, it is shutting
 #: down or starting up, or it has no connection slot left.
 SERVER_GONE = (
@@ -68,16 +72,34 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     """
 
 
+#: Seconds past the statement timeout after which the client gives up on a statement itself:
+#: a server that stopped answering (hung, or cut off without a reset) cancels nothing.
+COMMAND_TIMEOUT_MARGIN = 2.0
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, int(seconds * 1000)))
+
+
 async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
-    """Opens the pool the app shares; statements that run too long are cancelled server-side."""
-    timeout_ms = str(int(settings.statement_timeout * 1000))
+    """Opens the pool the app shares.
+
+    The server cancels a statement that runs past the statement timeout, or that waits for
+    a lock past the lock timeout; the client gives up on one whose answer does not come
+    COMMAND_TIMEOUT_MARGIN seconds after that.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         init=counter.watch,
         reset=_keep_session,
-        server_settings={**PLANNER_SETTINGS, "statement_timeout": timeout_ms},
+        command_timeout=settings.statement_timeout + COMMAND_TIMEOUT_MARGIN,
+        server_settings={
+            **PLANNER_SETTINGS,
+            "statement_timeout": _milliseconds(settings.statement_timeout),
+            "lock_timeout": _milliseconds(settings.lock_timeout),
+        },
     )
 
 
@@ -90,22 +112,56 @@ class Lease:
 
     A request answered from memory never takes one. A handler that waits on a slow client
     gives it back meanwhile (``release``), so slow readers cannot hold the pool.
+
+    A request that may hold its connection long (a PATCH waiting for a row lock, a list
+    without a limit) takes one of ``long_requests`` first: a semaphore smaller than the
+    pool, so that such requests can never hold every connection and polled reads always
+    find one.
     """
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        timeout: float,
+        long_requests: asyncio.Semaphore | None = None,
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._long_requests = long_requests
         self._connection: asyncpg.Connection | None = None
 
     async def connection(self) -> asyncpg.Connection:
         """The connection, taken from the pool if needed; DatabaseUnavailableError if none
-        comes within the acquire timeout."""
+        comes within the acquire timeout (LongRequestsBusyError when a long request waited
+        that long for its share)."""
         if self._connection is None:
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            await self._take_long_request_share(deadline)
             try:
-                self._connection = await self._pool.acquire(timeout=self._timeout)
-            except CONNECTION_FAILURES as error:
-                raise DatabaseUnavailableError(str(error) or type(error).__name__) from error
+                remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+                self._connection = await self._pool.acquire(timeout=remaining)
+            except BaseException as error:
+                self._give_back_long_request_share()
+                if isinstance(error, CONNECTION_FAILURES):
+                    reason = str(error) or type(error).__name__
+                    raise DatabaseUnavailableError(reason) from error
+                raise
         return self._connection
+
+    async def _take_long_request_share(self, deadline: float) -> None:
+        if self._long_requests is None:
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._long_requests.acquire()
+        except TimeoutError:
+            raise LongRequestsBusyError(
+                f"no connection for long requests came in {self._timeout} s"
+            ) from None
+
+    def _give_back_long_request_share(self) -> None:
+        if self._long_requests is not None:
+            self._long_requests.release()
 
     async def release(self) -> None:
         """Gives the connection back to the pool; the next use takes one again.
@@ -120,14 +176,19 @@ class Lease:
             await self._pool.release(connection)
         except CONNECTION_FAILURES as error:
             logger.warning("closed a connection that could not be reset: %r", error)
+        finally:
+            self._give_back_long_request_share()
 
     def discard(self) -> None:
         """Closes the connection rather than give it back: its server cut it or stopped
         answering, and no other request may inherit it. Closing it rolls back its transaction.
         """
         connection, self._connection = self._connection, None
-        if connection is not None and not _is_closed(connection):
+        if connection is None:
+            return
+        if not _is_closed(connection):
             connection.terminate()
+        self._give_back_long_request_share()
 
     async def closed_by_server(self) -> bool:
         """True when the server has closed the held connection, or does so within a moment.

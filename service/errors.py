@@ -50,10 +50,12 @@ class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
         super().__init__(**_json_body({"detail": detail}))
 
 
-#: The 503 details: the database is out of reach, too slow, or a lock is held too long.
+#: The 503 details: the database is out of reach or too slow, a lock is held too long, or
+#: the connections that changes and long lists may hold are all taken.
 UNREACHABLE = "The database cannot be reached right now; try again shortly."
 TOO_SLOW = "The database took too long to answer; try again shortly."
 LOCKED = "The data is locked by another change that is taking too long; try again shortly."
+LONG_REQUESTS_BUSY = "Too many changes and long lists are running; try again shortly."
 
 
 class ServiceUnavailable(web.HTTPServiceUnavailable):

@@ -20,12 +20,14 @@ from service.db import (
     STATEMENT_TIMED_OUT,
     DatabaseUnavailableError,
     Lease,
+    LongRequestsBusyError,
     UserData,
 )
 from service.keys import (
     DATA,
     FEED,
     LEASE,
+    LONG_REQUESTS,
     POOL,
     PRINT,
     PRINT_ID,
@@ -94,6 +96,8 @@ def _unavailable_detail(error: Exception) -> str:
         return errors.TOO_SLOW
     if isinstance(error, LOCK_GIVEN_UP):
         return errors.LOCKED
+    if isinstance(error, LongRequestsBusyError):
+        return errors.LONG_REQUESTS_BUSY
     return errors.UNREACHABLE
 
 
@@ -142,12 +146,17 @@ def _is_routed(request: web.Request) -> bool:
 
 @web.middleware
 async def connection_middleware(request: web.Request, handler):
-    """Gives each routed request a lease on one pooled connection, taken on first use."""
+    """Gives each routed request a lease on one pooled connection, taken on first use.
+
+    A view whose ``takes_long(request)`` is true for the request leases from the share of
+    the pool that long requests may hold (service.db.Lease).
+    """
     if not _is_routed(request):
         return await handler(request)
 
-    settings = request.app[SETTINGS]
-    lease = Lease(request.app[POOL], settings.acquire_timeout)
+    takes_long = getattr(request.match_info.handler, "takes_long", None)
+    long_requests = request.app[LONG_REQUESTS] if takes_long and takes_long(request) else None
+    lease = Lease(request.app[POOL], request.app[SETTINGS].acquire_timeout, long_requests)
     request[LEASE] = lease
     try:
         return await handler(request)

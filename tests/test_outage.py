@@ -7,16 +7,25 @@ same directory and port.
 """
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import time
 
 import aiohttp
 import asyncpg
 import attrs
+import psutil
 
+from service import errors
+from service.app import create_app
 from service.auth import new_token, token_digest
+from service.db import COMMAND_TIMEOUT_MARGIN
 from service.migrate import migrate
 from service.queries import Queries
+from service.settings import Settings
+from tests.conftest import TEST_SECRET_KEY
 from tests.own_postgres import OwnPostgres
 from tests.test_cli import Cli, free_port, output, running, stop, wait_until_answering
 
@@ -347,3 +356,63 @@ async def test_database_stopped_under_load_answers_503_heals_alone_and_loses_no_
     assert all(states[p] == UNTOUCHED for p in seeded.frames if p not in patched)
     assert [p for p in before if p.kind == "patch" and p.status == 200]
     assert [p for p in after if p.kind == "patch" and p.status == 200]
+
+
+@contextlib.contextmanager
+def frozen(postgres: OwnPostgres):
+    """Stops every process of the server (SIGSTOP) for the block: it keeps its sockets open and
+    answers nothing, as a server that hangs or is cut off without a reset."""
+    pids = [
+        postgres.process.pid,
+        *(c.pid for c in psutil.Process(postgres.process.pid).children()),
+    ]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+async def test_database_that_stops_answering_gets_503_once_the_client_gives_up(
+    aiohttp_client, tmp_path
+):
+    postgres = OwnPostgres()
+    try:
+        postgres.start()
+        await postgres.wait_ready()
+        seeded = await seed(postgres.url)
+        settings = Settings(
+            database_url=postgres.url,
+            var_dir=tmp_path,
+            secret_key=TEST_SECRET_KEY,
+            pool_max_size=2,
+            acquire_timeout=ACQUIRE_TIMEOUT,
+            statement_timeout=0.5,
+        )
+        client = await aiohttp_client(create_app(settings))
+        headers = {"Authorization": f"Bearer {seeded.load_token}"}
+        print_id = min(seeded.frames)
+        before = await client.get(f"/api/v1/prints/{print_id}/", headers=headers)
+        assert before.status == 200, await before.text()
+
+        give_up = settings.statement_timeout + COMMAND_TIMEOUT_MARGIN
+        with frozen(postgres):
+            started = time.monotonic()
+            hung = await asyncio.wait_for(
+                client.get(f"/api/v1/prints/{print_id}/", headers=headers),
+                give_up + ANSWER_MARGIN + 1,
+            )
+            seconds = time.monotonic() - started
+            hung_answer = await hung.json()
+        after = await client.get(f"/api/v1/prints/{print_id}/", headers=headers)
+        after_answer = await after.json()
+    finally:
+        postgres.remove()
+
+    assert (hung.status, hung_answer) == (503, {"detail": errors.TOO_SLOW})
+    assert give_up <= seconds < give_up + ANSWER_MARGIN
+    assert after.status == 200, after_answer
+    assert after_answer["id"] == print_id
