@@ -21,6 +21,7 @@ import psutil
 from service import errors
 from service.app import create_app
 from service.auth import new_token, token_digest
+from service.changes import LISTENER_NAME, PROBE_TIMEOUT, RECONNECT_DELAY
 from service.db import COMMAND_TIMEOUT_MARGIN
 from service.migrate import migrate
 from service.queries import Queries
@@ -416,3 +417,57 @@ async def test_database_that_stops_answering_gets_503_once_the_client_gives_up(
     assert give_up <= seconds < give_up + ANSWER_MARGIN
     assert after.status == 200, after_answer
     assert after_answer["id"] == print_id
+
+
+async def test_change_feed_that_stops_hearing_is_given_up_so_no_stale_304_lasts(
+    aiohttp_client, tmp_path
+):
+    postgres = OwnPostgres()
+    try:
+        postgres.start()
+        await postgres.wait_ready()
+        seeded = await seed(postgres.url)
+        settings = Settings(
+            database_url=postgres.url, var_dir=tmp_path, secret_key=TEST_SECRET_KEY
+        )
+        client = await aiohttp_client(create_app(settings))
+        headers = {"Authorization": f"Bearer {seeded.observer_token}"}
+        first = await client.get(LIST, headers=headers)
+        etag = first.headers["ETag"]
+        remembered = await client.get(LIST, headers={**headers, "If-None-Match": etag})
+        assert (first.status, remembered.status) == (200, 304)
+
+        admin = await asyncpg.connect(postgres.url)
+        try:
+            listener = await admin.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1", LISTENER_NAME
+            )
+            # The listener's server process hangs: its socket stays open, nothing comes.
+            os.kill(listener, signal.SIGSTOP)
+            try:
+                await admin.execute(
+                    "UPDATE prints SET alert_overwrite = 'FAILED' WHERE id = $1",
+                    seeded.observer_print,
+                )
+                changed = time.monotonic()
+                deadline = changed + RECONNECT_DELAY + PROBE_TIMEOUT + ANSWER_MARGIN
+                polls = []
+                while time.monotonic() < deadline:
+                    poll = await client.get(LIST, headers={**headers, "If-None-Match": etag})
+                    polls.append((poll.status, await poll.text()))
+                    if poll.status != 304:
+                        break
+                    await asyncio.sleep(0.1)
+                stale_for = time.monotonic() - changed
+            finally:
+                os.kill(listener, signal.SIGCONT)
+        finally:
+            await admin.close()
+    finally:
+        postgres.remove()
+
+    status, body = polls[-1]
+    assert status == 200, polls
+    assert [item["alert_overwrite"] for item in json.loads(body)] == ["FAILED"]
+    assert stale_for < RECONNECT_DELAY + PROBE_TIMEOUT + ANSWER_MARGIN
+    print(f"stale 304s for {stale_for:.2f} s after the listener stopped answering")
