@@ -173,7 +173,7 @@ class Lease:
         if connection is None:
             return
         try:
-            await self._pool.release(connection)
+            await self._pool.release(connection, timeout=self._timeout)
         except CONNECTION_FAILURES as error:
             logger.warning("closed a connection that could not be reset: %r", error)
         finally:
