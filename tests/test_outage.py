@@ -410,6 +410,7 @@ async def test_database_that_stops_answering_gets_503_once_the_client_gives_up(
             hung_answer = await hung.json()
         after = await client.get(f"/api/v1/prints/{print_id}/", headers=headers)
         after_answer = await after.json()
+        await client.close()  # Before the database goes: its pool would retry and log.
     finally:
         postgres.remove()
 
@@ -463,6 +464,7 @@ async def test_change_feed_that_stops_hearing_is_given_up_so_no_stale_304_lasts(
                 os.kill(listener, signal.SIGCONT)
         finally:
             await admin.close()
+        await client.close()  # Before the database goes: its pool would retry and log.
     finally:
         postgres.remove()
 
