@@ -4,6 +4,10 @@ The test runs its own PostgreSQL (tests/own_postgres.py), the real ``printapi se
 it, and clients that list, read, poll with ETags and PATCH. Mid-load it stops PostgreSQL
 (fast shutdown, by the postmaster's pid), keeps the load going, and starts it again on the
 same directory and port.
+
+Two more freeze server processes with SIGSTOP, as a hung server or a network cut does: the
+whole server, which a request must give up on; and only the change feed's listener, whose
+silence must not keep 304s stale.
 """
 
 import asyncio
