@@ -14,6 +14,7 @@ from service.handlers import LoginView, LogoutView, PrintsView, PrintView
 from service.keys import (
     ETAG_SECRET,
     FEED,
+    LONG_REQUESTS,
     PASSWORD_CHECKS,
     POOL,
     QUERIES,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app[QUERIES] = Queries()
     app[STATEMENTS] = StatementCounter()
     app[PASSWORD_CHECKS] = asyncio.Semaphore(2)
+    app[LONG_REQUESTS] = asyncio.Semaphore(settings.long_request_limit)
     app[ETAG_SECRET] = hashlib.blake2b(secret, person=b"printapi-etag").digest()
 
     _add(app, "/api/v1/prints/", PrintsView)

@@ -6,6 +6,11 @@ or deleted token on ``printapi_tokens``. While that connection is down, nothing 
 remembered and every request asks the database, so a missed announcement can never make a
 stale answer. Announcements arrive a few milliseconds after the change commits: a poll in
 that window may still see the old version, and a just-revoked token may pass once more.
+
+A connection can also stay open on this side while nothing comes through it: its server
+process hangs, or a network cut leaves no reset to read. So the connection is probed every
+RECONNECT_DELAY seconds, and given up when a probe goes unanswered for PROBE_TIMEOUT: such
+a silence makes stale answers for at most about three seconds.
 """
 
 import asyncio
@@ -22,8 +27,10 @@ CHANGES_CHANNEL = "printapi_changes"
 TOKENS_CHANNEL = "printapi_tokens"
 #: The listening connection's application_name, as pg_stat_activity shows it.
 LISTENER_NAME = "printapi-listener"
-#: Seconds between attempts to reconnect the listening connection.
+#: Seconds between attempts to reconnect the listening connection, and between its probes.
 RECONNECT_DELAY = 1.0
+#: Seconds the listening connection has to answer a probe before it is given up.
+PROBE_TIMEOUT = 2.0
 
 
 class _Lru:
@@ -63,6 +70,8 @@ class ChangeFeed:
         self._versions = _Lru(size)
         self._tokens = _Lru(size)
         self._connection: asyncpg.Connection | None = None
+        #: The connection being set up, closed if it fails before it listens.
+        self._connecting: asyncpg.Connection | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
         self._epoch = 0
@@ -173,9 +182,11 @@ class ChangeFeed:
         self._tokens.clear()
 
     async def _connect(self) -> None:
+        self._connecting = None
         connection = await asyncpg.connect(
             self._dsn, server_settings={"application_name": LISTENER_NAME}
         )
+        self._connecting = connection
         connection.add_termination_listener(self._on_lost)
         await connection.add_listener(CHANGES_CHANNEL, self._on_change)
         await connection.add_listener(TOKENS_CHANNEL, self._on_token)
@@ -196,7 +207,29 @@ class ChangeFeed:
                 await self._disconnect()
                 try:
                     await self._connect()
-                except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-                    logger.warning("cannot listen for changes, will retry: %s", error)
+                except Exception as error:
+                    # Besides network and server errors, asyncpg raises its own when the
+                    # server ends the session midway: none may end this loop.
+                    logger.warning("cannot listen for changes, will retry: %r", error)
+                    self._abandon(self._connecting)
                 self._first_attempt.set()
+            else:
+                await self._probe()
             await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _probe(self) -> None:
+        """Gives the connection up, forgetting everything, unless it answers in time."""
+        connection = self._connection
+        try:
+            await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
+        except Exception as error:
+            logger.warning("the change feed's connection stopped answering: %r", error)
+            self._forget_all()
+            self._connection = None
+            self._abandon(connection)
+
+    @staticmethod
+    def _abandon(connection: asyncpg.Connection | None) -> None:
+        """Closes a connection at once, without waiting on a server that may not answer."""
+        if connection is not None and not connection.is_closed():
+            connection.terminate()

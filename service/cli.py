@@ -17,6 +17,7 @@ import attrs
 
 from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
+from service.logs import BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
@@ -390,6 +391,7 @@ def main(argv=None) -> int:
         )
         # pgserver narrates every step of starting PostgreSQL at INFO; keep its warnings only.
         logging.getLogger("pgserver").setLevel(logging.WARNING)
+        logging.getLogger("asyncpg.pool").addFilter(BriefConnectionFailures())
         args.run(settings, args)
         with _stdout_errors():
             sys.stdout.flush()

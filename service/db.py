@@ -1,5 +1,6 @@
 """The data layer: the connection pool, and the runner that binds every statement to a user."""
 
+import asyncio
 import contextlib
 import logging
 
@@ -12,6 +13,29 @@ logger = logging.getLogger(__name__)
 
 class DatabaseUnavailableError(Exception):
     """No connection could be had in time: the database is down, or every connection is busy."""
+
+
+class LongRequestsBusyError(DatabaseUnavailableError):
+    """A long request found every connection long requests may hold taken, for too long."""
+
+
+#: What the server says when it cannot serve a session: the connection is gone, it is shutting
+#: down or starting up, or it has no connection slot left.
+SERVER_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+#: Errors of a connect: those, or a network error, or no answer in time.
+CONNECTION_FAILURES = (OSError, TimeoutError, *SERVER_GONE)
+#: A statement gave up waiting: the statement timeout, or the client-side command timeout
+#: when the server does not answer at all.
+STATEMENT_TIMED_OUT = (asyncpg.QueryCanceledError, TimeoutError)
+#: A statement gave up waiting for a lock (the lock timeout), or was chosen to break a
+#: deadlock: the same request may work a moment later.
+LOCK_GIVEN_UP = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError)
 
 
 #: Session settings of every pooled connection; the plan tests use them too.
@@ -48,17 +72,39 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     """
 
 
+#: Seconds past the statement timeout after which the client gives up on a statement itself:
+#: a server that stopped answering (hung, or cut off without a reset) cancels nothing.
+COMMAND_TIMEOUT_MARGIN = 2.0
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, int(seconds * 1000)))
+
+
 async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
-    """Opens the pool the app shares; statements that run too long are cancelled server-side."""
-    timeout_ms = str(int(settings.statement_timeout * 1000))
+    """Opens the pool the app shares.
+
+    The server cancels a statement that runs past the statement timeout, or that waits for
+    a lock past the lock timeout; the client gives up on one whose answer does not come
+    COMMAND_TIMEOUT_MARGIN seconds after that.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         init=counter.watch,
         reset=_keep_session,
-        server_settings={**PLANNER_SETTINGS, "statement_timeout": timeout_ms},
+        command_timeout=settings.statement_timeout + COMMAND_TIMEOUT_MARGIN,
+        server_settings={
+            **PLANNER_SETTINGS,
+            "statement_timeout": _milliseconds(settings.statement_timeout),
+            "lock_timeout": _milliseconds(settings.lock_timeout),
+        },
     )
+
+
+#: Seconds a connection whose statement failed oddly is given to show that its server closed it.
+CLOSING_GRACE = 0.2
 
 
 class Lease:
@@ -66,33 +112,106 @@ class Lease:
 
     A request answered from memory never takes one. A handler that waits on a slow client
     gives it back meanwhile (``release``), so slow readers cannot hold the pool.
+
+    A request that may hold its connection long (a PATCH waiting for a row lock, a list
+    without a limit) takes one of ``long_requests`` first: a semaphore smaller than the
+    pool, so that such requests can never hold every connection and polled reads always
+    find one.
     """
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        timeout: float,
+        long_requests: asyncio.Semaphore | None = None,
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._long_requests = long_requests
         self._connection: asyncpg.Connection | None = None
 
     async def connection(self) -> asyncpg.Connection:
         """The connection, taken from the pool if needed; DatabaseUnavailableError if none
-        comes within the acquire timeout."""
+        comes within the acquire timeout (LongRequestsBusyError when a long request waited
+        that long for its share)."""
         if self._connection is None:
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            await self._take_long_request_share(deadline)
             try:
-                self._connection = await self._pool.acquire(timeout=self._timeout)
-            except (
-                TimeoutError,
-                OSError,
-                asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError,
-            ) as error:
-                raise DatabaseUnavailableError(str(error) or type(error).__name__) from error
+                remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+                self._connection = await self._pool.acquire(timeout=remaining)
+            except BaseException as error:
+                self._give_back_long_request_share()
+                if isinstance(error, CONNECTION_FAILURES):
+                    reason = str(error) or type(error).__name__
+                    raise DatabaseUnavailableError(reason) from error
+                raise
         return self._connection
 
+    async def _take_long_request_share(self, deadline: float) -> None:
+        if self._long_requests is None:
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._long_requests.acquire()
+        except TimeoutError:
+            raise LongRequestsBusyError(
+                f"no connection for long requests came in {self._timeout} s"
+            ) from None
+
+    def _give_back_long_request_share(self) -> None:
+        if self._long_requests is not None:
+            self._long_requests.release()
+
     async def release(self) -> None:
-        """Gives the connection back to the pool; the next use takes one again."""
+        """Gives the connection back to the pool; the next use takes one again.
+
+        A connection that cannot be reset (its server went away or stopped answering) is
+        closed by the pool; that is no fault of the request, whose answer stands.
+        """
         connection, self._connection = self._connection, None
-        if connection is not None:
-            await self._pool.release(connection)
+        if connection is None:
+            return
+        try:
+            await self._pool.release(connection, timeout=self._timeout)
+        except CONNECTION_FAILURES as error:
+            logger.warning("closed a connection that could not be reset: %r", error)
+        finally:
+            self._give_back_long_request_share()
+
+    def discard(self) -> None:
+        """Closes the connection rather than give it back: its server cut it or stopped
+        answering, and no other request may inherit it. Closing it rolls back its transaction.
+        """
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if not _is_closed(connection):
+            connection.terminate()
+        self._give_back_long_request_share()
+
+    async def closed_by_server(self) -> bool:
+        """True when the server has closed the held connection, or does so within a moment.
+
+        asyncpg reports a statement on a connection whose server is ending the session as a
+        misuse: "connection is closed", or, when the server's farewell arrived while the
+        connection sat idle in the pool, "another operation is in progress" (it waits for the
+        socket to close). The socket closes right after the farewell: this waits that long.
+        """
+        deadline = asyncio.get_running_loop().time() + CLOSING_GRACE
+        while self._connection is not None and not _is_closed(self._connection):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return self._connection is not None
+
+
+def _is_closed(connection) -> bool:
+    """Whether a pooled connection is closed; the pool takes back one that closed."""
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 class UserData:
@@ -131,11 +250,29 @@ class UserData:
 
     @contextlib.asynccontextmanager
     async def transaction(self, **options):
-        """A transaction on the request's connection."""
+        """A transaction on the request's connection: committed when the block ends, else
+        rolled back.
+
+        When the server cut the session or stopped answering, no ROLLBACK is sent (it would
+        fail, or wait): the connection is closed, which ends the transaction on the server.
+        """
         connection = await self._lease.connection()
-        async with connection.transaction(**options):
+        transaction = connection.transaction(**options)
+        await transaction.start()
+        try:
             yield
+        except (*SERVER_GONE, TimeoutError):
+            self._lease.discard()
+            raise
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
 
     async def release(self) -> None:
         """Gives the connection back to the pool until the next statement; not in a transaction."""
         await self._lease.release()
+
+    def discard(self) -> None:
+        """Closes the connection instead of giving it back; the next statement takes another."""
+        self._lease.discard()

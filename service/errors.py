@@ -69,9 +69,23 @@ class TooManyRequests(web.HTTPTooManyRequests):
         )
 
 
+#: The 503 details: the database is out of reach or too slow, a lock is held too long, or
+#: the connections that changes and long lists may hold are all taken.
+UNREACHABLE = "The database cannot be reached right now; try again shortly."
+TOO_SLOW = "The database took too long to answer; try again shortly."
+LOCKED = "The data is locked by another change that is taking too long; try again shortly."
+LONG_REQUESTS_BUSY = "Too many changes and long lists are running; try again shortly."
+
+
 class ServiceUnavailable(web.HTTPServiceUnavailable):
-    def __init__(self) -> None:
-        detail = "The database cannot be reached right now; try again shortly."
+    """503: the database cannot serve the request now; the same request may work later.
+
+    Also for a statement cancelled by a timeout: the service is the origin server, not a
+    gateway, so 503 with Retry-After (which clients of the contract already retry) rather
+    than 504.
+    """
+
+    def __init__(self, detail: str = UNREACHABLE) -> None:
         super().__init__(headers={"Retry-After": "5"}, **_json_body({"detail": detail}))
 
 

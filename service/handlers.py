@@ -105,6 +105,11 @@ async def read_json(request: web.Request):
 class PrintsView(web.View):
     """GET /api/v1/prints/: the user's prints, filtered, sorted and paged as asked."""
 
+    @staticmethod
+    def takes_long(request: web.Request) -> bool:
+        """A list without a limit may be long: it leases from the long requests' share."""
+        return "limit" not in request.query
+
     async def get(self) -> web.StreamResponse:
         params = parse_list_params(self.request.query)
         data = self.request[DATA]
@@ -170,6 +175,7 @@ class PrintsView(web.View):
             logger.exception(
                 "streamed list failed after its start (request %s)", self.request[REQUEST_ID]
             )
+            data.discard()
             if self.request.transport is not None:
                 self.request.transport.close()
         return response
@@ -181,6 +187,11 @@ class PrintView(web.View):
     The detail's ETag is a keyed hash of its body: the print is read on every request anyway,
     so the ETag is exact.
     """
+
+    @staticmethod
+    def takes_long(request: web.Request) -> bool:
+        """A PATCH may wait for the print's row lock: it leases from the long requests' share."""
+        return request.method == "PATCH"
 
     async def get(self) -> web.Response:
         body = dumps(self.request[PRINT].to_json())

@@ -17,6 +17,8 @@ FEED = web.AppKey("feed", ChangeFeed)
 STATEMENTS = web.AppKey("statements", StatementCounter)
 #: Bounds the password checks running at once in a worker, each a tenth of a second of CPU.
 PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
+#: The pooled connections that requests which may hold theirs long share (service.db.Lease).
+LONG_REQUESTS = web.AppKey("long_requests", asyncio.Semaphore)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
 

@@ -4,6 +4,7 @@ import logging
 
 from aiohttp.abc import AbstractAccessLogger
 
+from service.db import CONNECTION_FAILURES
 from service.forwarded import client
 from service.keys import REQUEST_ID, USER_ID
 
@@ -34,3 +35,21 @@ class AccessLogger(AbstractAccessLogger):
             resource.canonical if resource is not None else "-",
             client(request).address or "unix",
         )
+
+
+class BriefConnectionFailures(logging.Filter):
+    """Logs a failed connect as one line, without its traceback.
+
+    While the database is down, asyncpg's pool logs each failed attempt to reopen its
+    minimum of connections with a traceback. The failure is expected and says nothing about
+    the code, and a traceback in this service's log means a bug.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, CONNECTION_FAILURES):
+            record.msg = f"{record.getMessage()}: {error!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True

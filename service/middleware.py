@@ -14,12 +14,21 @@ from aiohttp_session import get_session
 
 from service import errors
 from service.auth import SAFE_METHODS, is_cross_site, parse_authorization, token_digest
-from service.db import DatabaseUnavailableError, Lease, UserData
+from service.db import (
+    LOCK_GIVEN_UP,
+    SERVER_GONE,
+    STATEMENT_TIMED_OUT,
+    DatabaseUnavailableError,
+    Lease,
+    LongRequestsBusyError,
+    UserData,
+)
 from service.forwarded import client
 from service.keys import (
     DATA,
     FEED,
     LEASE,
+    LONG_REQUESTS,
     POOL,
     PRINT,
     PRINT_ID,
@@ -62,20 +71,14 @@ async def error_middleware(request: web.Request, handler):
             extra={"request_id": request_id},
         )
         response = web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    except (
-        DatabaseUnavailableError,
-        asyncpg.QueryCanceledError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.ConnectionDoesNotExistError,
-    ) as error:
+    except (DatabaseUnavailableError, *SERVER_GONE, *STATEMENT_TIMED_OUT, *LOCK_GIVEN_UP) as error:
         logger.warning(
             "database unavailable: %r (request %s)",
             error,
             request_id,
             extra={"request_id": request_id},
         )
-        response = as_response(errors.ServiceUnavailable())
+        response = as_response(errors.ServiceUnavailable(_unavailable_detail(error)))
     except Exception:
         logger.exception(
             "unexpected error in %s %s (request %s)",
@@ -86,6 +89,17 @@ async def error_middleware(request: web.Request, handler):
         )
         response = as_response(errors.ServerError())
     return response
+
+
+def _unavailable_detail(error: Exception) -> str:
+    """What a 503 tells the client about why the database could not serve it."""
+    if isinstance(error, STATEMENT_TIMED_OUT):
+        return errors.TOO_SLOW
+    if isinstance(error, LOCK_GIVEN_UP):
+        return errors.LOCKED
+    if isinstance(error, LongRequestsBusyError):
+        return errors.LONG_REQUESTS_BUSY
+    return errors.UNREACHABLE
 
 
 async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -163,15 +177,28 @@ def _is_routed(request: web.Request) -> bool:
 
 @web.middleware
 async def connection_middleware(request: web.Request, handler):
-    """Gives each routed request a lease on one pooled connection, taken on first use."""
+    """Gives each routed request a lease on one pooled connection, taken on first use.
+
+    A view whose ``takes_long(request)`` is true for the request leases from the share of
+    the pool that long requests may hold (service.db.Lease).
+    """
     if not _is_routed(request):
         return await handler(request)
 
-    settings = request.app[SETTINGS]
-    lease = Lease(request.app[POOL], settings.acquire_timeout)
+    takes_long = getattr(request.match_info.handler, "takes_long", None)
+    long_requests = request.app[LONG_REQUESTS] if takes_long and takes_long(request) else None
+    lease = Lease(request.app[POOL], request.app[SETTINGS].acquire_timeout, long_requests)
     request[LEASE] = lease
     try:
         return await handler(request)
+    except (*SERVER_GONE, TimeoutError):
+        # The server cut the session or stopped answering: no other request may inherit it.
+        lease.discard()
+        raise
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+        if await lease.closed_by_server():
+            raise DatabaseUnavailableError(str(error)) from error
+        raise
     finally:
         await lease.release()
 

@@ -109,6 +109,9 @@ class Settings:
     acquire_timeout: float = 5.0
     statement_timeout: float = 30.0
     shutdown_timeout: float = 10.0
+    lock_timeout: float = 5.0
+    #: None: half the pool (see ``long_request_limit``).
+    long_request_connections: int | None = None
     session_max_age: int = 14 * 24 * 3600
     cookie_secure: bool = False
     trusted_origins: tuple[str, ...] = ()
@@ -138,6 +141,8 @@ class Settings:
             acquire_timeout=_float(environ, "PRINTAPI_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout=_float(environ, "PRINTAPI_STATEMENT_TIMEOUT", 30.0),
             shutdown_timeout=_float(environ, "PRINTAPI_SHUTDOWN_TIMEOUT", 10.0),
+            lock_timeout=_float(environ, "PRINTAPI_LOCK_TIMEOUT", 5.0),
+            long_request_connections=_long_request_connections(environ),
             session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
             trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
@@ -153,6 +158,13 @@ class Settings:
                 environ, "PRINTAPI_LOGIN_FAILURES_PER_ADDRESS", 100, 0
             ),
         )
+
+    @property
+    def long_request_limit(self) -> int:
+        """How many pooled connections PATCHes and unpaged lists may hold at once."""
+        if self.long_request_connections is not None:
+            return self.long_request_connections
+        return max(1, self.pool_max_size // 2)
 
     def session_key(self) -> bytes:
         """The 32-byte key that encrypts session cookies.
@@ -193,6 +205,19 @@ def _write_new_key(path: Path) -> None:
             os.link(draft, path)
     finally:
         os.unlink(draft)
+
+
+def _long_request_connections(environ) -> int | None:
+    if not environ.get("PRINTAPI_LONG_REQUEST_CONNECTIONS"):
+        return None
+    pool_max_size = _int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1)
+    value = _int(environ, "PRINTAPI_LONG_REQUEST_CONNECTIONS", 1, 1)
+    if value > pool_max_size:
+        raise SettingsError(
+            f"PRINTAPI_LONG_REQUEST_CONNECTIONS must be at most PRINTAPI_POOL_MAX_SIZE"
+            f" ({pool_max_size}), not {value}"
+        )
+    return value
 
 
 def _log_level(environ) -> str:

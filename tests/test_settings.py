@@ -16,6 +16,8 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     assert (settings.pool_min_size, settings.pool_max_size) == (1, 10)
     assert (settings.acquire_timeout, settings.statement_timeout) == (5.0, 30.0)
     assert settings.shutdown_timeout == 10.0
+    assert settings.lock_timeout == 5.0
+    assert settings.long_request_limit == 5
     assert settings.cookie_secure is False
     assert settings.trusted_origins == ()
     assert settings.log_level == "INFO"
@@ -24,6 +26,21 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     assert settings.max_headers == 64
     assert settings.login_window == 900
     assert (settings.login_failures_per_email, settings.login_failures_per_address) == (10, 100)
+
+
+def test_long_requests_default_to_half_the_pool_and_at_least_one():
+    halves = [
+        Settings.from_environ({"PRINTAPI_POOL_MAX_SIZE": size}).long_request_limit
+        for size in ("1", "2", "7")
+    ]
+
+    assert halves == [1, 1, 3]
+
+
+def test_long_request_connections_may_be_the_whole_pool():
+    environ = {"PRINTAPI_POOL_MAX_SIZE": "4", "PRINTAPI_LONG_REQUEST_CONNECTIONS": "4"}
+
+    assert Settings.from_environ(environ).long_request_limit == 4
 
 
 def test_trusted_origins_are_split_on_commas_and_trimmed():
@@ -40,6 +57,17 @@ def test_trusted_origins_are_split_on_commas_and_trimmed():
         ("PRINTAPI_PORT", "http", "PRINTAPI_PORT must be an integer, not 'http'"),
         ("PRINTAPI_POOL_MAX_SIZE", "0", "PRINTAPI_POOL_MAX_SIZE must be at least 1, not 0"),
         ("PRINTAPI_ACQUIRE_TIMEOUT", "-1", "PRINTAPI_ACQUIRE_TIMEOUT must be more than 0"),
+        ("PRINTAPI_LOCK_TIMEOUT", "0", "PRINTAPI_LOCK_TIMEOUT must be more than 0"),
+        (
+            "PRINTAPI_LONG_REQUEST_CONNECTIONS",
+            "11",
+            "PRINTAPI_LONG_REQUEST_CONNECTIONS must be at most PRINTAPI_POOL_MAX_SIZE (10)",
+        ),
+        (
+            "PRINTAPI_LONG_REQUEST_CONNECTIONS",
+            "0",
+            "PRINTAPI_LONG_REQUEST_CONNECTIONS must be at least 1, not 0",
+        ),
         ("PRINTAPI_COOKIE_SECURE", "maybe", "PRINTAPI_COOKIE_SECURE must be true or false"),
         ("PRINTAPI_LOG_LEVEL", "loud", "PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING"),
         ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must hold 32 bytes"),
