@@ -17,6 +17,7 @@ import attrs
 from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.migrate import MigrationError, migrate, pending
+from service.openapi import ApiDocumentError
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, serve
 from service.settings import Settings, SettingsError
@@ -372,6 +373,7 @@ def main(argv=None) -> int:
         _silence_stdout()
         return EXIT_OUTPUT_CLOSED
     except (
+        ApiDocumentError,
         CommandError,
         SettingsError,
         ImportDataError,

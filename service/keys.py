@@ -19,6 +19,8 @@ STATEMENTS = web.AppKey("statements", StatementCounter)
 PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
+#: The OpenAPI document as read at start (a service.openapi.ApiDocument).
+API_DOCUMENT = web.AppKey("api_document", object)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 #: The request's pooled connection, taken on first use (a service.db.Lease).
