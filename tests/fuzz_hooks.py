@@ -1,0 +1,79 @@
+"""Schemathesis hooks for ``make fuzz``: aim generated requests at the demo user's real data.
+
+Loaded by schemathesis (SCHEMATHESIS_HOOKS) in the run that tests/fuzz.py starts, which
+names in FUZZ_DATA a JSON file mapping each live print's id to its frames' ids, and in
+FUZZ_TALLY a file where each answer's operation and status are written, one a line.
+
+Two rules of the API are beyond what OpenAPI 3.1 can state, so schema-valid requests would
+break them at random and be refused, rightly, with a 400: ``start`` and ``limit`` need
+``sorting``, and the frames a PATCH answers must be that print's own, each listed once.
+For requests generated as valid, the hooks keep those rules; requests generated as invalid
+are left as they are. The refusals themselves are tested in tests/test_list.py and
+tests/test_print.py.
+"""
+
+import json
+import os
+
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+with open(os.environ["FUZZ_DATA"], encoding="utf-8") as _file:
+    FRAMES = {int(print_id): frames for print_id, frames in json.load(_file).items()}
+
+TALLY_PATH = os.environ["FUZZ_TALLY"]
+
+#: Live prints with frames first, so that PATCHes answer real frames; then the others.
+PRINT_IDS = sorted(FRAMES, key=lambda print_id: (not FRAMES[print_id], print_id))
+
+
+@schemathesis.hook
+def flatmap_path_parameters(context, path_parameters):
+    """Half of the print ids drawn are the demo user's real prints, not only 404s."""
+    if not isinstance(path_parameters, dict) or "print_id" not in path_parameters:
+        return st.just(path_parameters)
+    real = st.sampled_from(PRINT_IDS).map(
+        lambda print_id: {**path_parameters, "print_id": print_id}
+    )
+    return st.one_of(st.just(path_parameters), real)
+
+
+@schemathesis.hook
+def map_case(context, case):
+    """Keeps the two rules above in requests generated as valid."""
+    meta = case.meta
+    if meta is None or meta.generation.mode is not GenerationMode.POSITIVE:
+        return case
+
+    query = case.query
+    if isinstance(query, dict) and ("start" in query or "limit" in query):
+        query.setdefault("sorting", "date_desc")
+
+    if case.method.upper() == "PATCH" and isinstance(case.body, dict):
+        print_id = _as_print_id((case.path_parameters or {}).get("print_id"))
+        items = case.body.get("printshotfeedback_set")
+        if isinstance(items, list) and print_id in FRAMES:
+            frames = FRAMES[print_id]
+            kept = items[: len(frames)]
+            for item, frame_id in zip(kept, frames, strict=False):
+                item["id"] = frame_id
+            case.body["printshotfeedback_set"] = kept
+    return case
+
+
+def _as_print_id(value) -> int | None:
+    """The id in a generated path parameter, which some phases give as a string."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """Notes the operation and status of each answer, so the run can show what it reached."""
+    # One short line per append: lines written by the two workers' threads do not mix.
+    with open(TALLY_PATH, "a", encoding="utf-8") as tally:
+        tally.write(f"{case.operation.label}\t{response.status_code}\n")
