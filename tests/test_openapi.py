@@ -5,6 +5,7 @@ operation the other lacks; names, choices and bounds are compared with the code'
 constants; and real answers are checked against the document's schemas.
 """
 
+import io
 import json
 
 import attrs
@@ -243,3 +244,18 @@ async def test_login_errors_conform(client):
 
     assert response.status == 400, await response.text()
     assert conforms(await response.json(), "CredentialsErrors") == []
+
+
+async def test_body_over_the_size_limit_answers_the_documented_413(client, factory, owner):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    body = b'{"alert_overwrite": "FAILED", "filename": "' + b"x" * 1024**2 + b'"}'
+
+    response = await client.patch(
+        f"/api/v1/prints/{print_id}/",
+        data=io.BytesIO(body),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status == 413, await response.text()
+    assert conforms(await response.json(), "Detail") == []
