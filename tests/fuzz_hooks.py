@@ -50,9 +50,19 @@ def flatmap_path_parameters(context, path_parameters):
 def map_case(context, case):
     """Keeps the two rules above in requests generated as valid, and logs in as the demo."""
     meta = case.meta
-    if meta is None or meta.generation.mode is not GenerationMode.POSITIVE:
-        return case
+    if meta is not None and meta.generation.mode is GenerationMode.POSITIVE:
+        _fit_to_demo(case)
+    return case
 
+
+@schemathesis.hook
+def before_add_examples(context, examples):
+    """The document's own examples are valid requests too, but map_case does not see them."""
+    for case in examples:
+        _fit_to_demo(case)
+
+
+def _fit_to_demo(case) -> None:
     query = case.query
     if isinstance(query, dict) and ("start" in query or "limit" in query):
         query.setdefault("sorting", "date_desc")
@@ -73,7 +83,6 @@ def map_case(context, case):
             for item, frame_id in zip(kept, frames, strict=False):
                 item["id"] = frame_id
             case.body["printshotfeedback_set"] = kept
-    return case
 
 
 def _as_print_id(value) -> int | None:
@@ -88,6 +97,6 @@ def _as_print_id(value) -> int | None:
 @schemathesis.hook
 def after_call(context, case, response):
     """Notes the operation and status of each answer, so the run can show what it reached."""
-    # One short line per append: lines written by the two workers' threads do not mix.
+    # One short line per append, so lines cannot mix should the run use several workers.
     with open(TALLY_PATH, "a", encoding="utf-8") as tally:
         tally.write(f"{case.operation.label}\t{response.status_code}\n")
