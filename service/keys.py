@@ -7,6 +7,7 @@ from aiohttp import web
 
 from service.changes import ChangeFeed
 from service.db import Lease, StatementCounter
+from service.openapi import ApiDocument
 from service.queries import Queries
 from service.settings import Settings
 
@@ -19,8 +20,8 @@ STATEMENTS = web.AppKey("statements", StatementCounter)
 PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
-#: The OpenAPI document as read at start (a service.openapi.ApiDocument).
-API_DOCUMENT = web.AppKey("api_document", object)
+#: The OpenAPI document as read at start.
+API_DOCUMENT = web.AppKey("api_document", ApiDocument)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 #: The request's pooled connection, taken on first use (a service.db.Lease).

@@ -16,7 +16,7 @@ from aiohttp import hdrs
 
 from service.app import SESSION_COOKIE, create_app
 from service.models import FEEDBACK_FIELDS, PRINT_FIELDS, AlertOverwrite, Answer, Print
-from service.openapi import DOCUMENT_PATH, DOCUMENT_ROUTE
+from service.openapi import DOCUMENT_PATH, DOCUMENT_ROUTE, ApiDocument, ApiDocumentError
 from service.params import MAX_BIGINT, MAX_LIMIT, Filter, Sorting
 from service.settings import Settings
 from tests.conftest import TEST_SECRET_KEY, at
@@ -99,6 +99,14 @@ async def test_document_is_served_without_credentials_exactly_as_the_file(client
     assert await response.read() == DOCUMENT_PATH.read_bytes()
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.headers["Cache-Control"] == "no-cache"
+
+
+def test_document_that_is_not_json_stops_the_start_naming_the_file(tmp_path):
+    path = tmp_path / "openapi.json"
+    path.write_text('{"openapi": "3.1.0",')
+
+    with pytest.raises(ApiDocumentError, match=f"^{path} is not valid JSON: "):
+        ApiDocument.load(path)
 
 
 async def test_document_answers_304_to_its_own_etag(client):
