@@ -11,6 +11,8 @@ PRINTAPI := $(BIN)/printapi
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
+FUZZ_EXAMPLES ?= 100
+FUZZ_ARGS ?=
 
 .PHONY: all
 all: lint test
@@ -21,6 +23,7 @@ help:
 	@echo "make test     run the test suite (DATABASE_URL=... to use a server of yours)"
 	@echo "make lint     check the code's form with ruff"
 	@echo "make format   let ruff fix the form"
+	@echo "make fuzz     schemathesis against a served demo, checked against docs/openapi.json"
 	@echo "make bench    measure the service under load; writes docs/performance.md"
 	@echo "make install  build $(VENV) with the service and its test tools"
 	@echo "make e2e-tools  install nginx and PgBouncer (Debian) for the deployment tests"
@@ -42,6 +45,10 @@ run: install
 .PHONY: test
 test: install
 	$(PYTEST) $(PYTEST_ARGS)
+
+.PHONY: fuzz
+fuzz: install
+	$(BIN)/python -m tests.fuzz --max-examples $(FUZZ_EXAMPLES) $(FUZZ_ARGS)
 
 .PHONY: bench
 bench: install

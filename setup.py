@@ -24,6 +24,8 @@ setup(
             "pytest-aiohttp>=1.1",
             "psutil>=5.9",
             "ruff>=0.8",
+            "jsonschema-rs>=0.29",
+            "schemathesis>=4.1,<5",
         ],
     },
     entry_points={"console_scripts": ["printapi = service.cli:main"]},

@@ -10,8 +10,9 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from service.changes import ChangeFeed
 from service.db import StatementCounter, create_pool
-from service.handlers import LoginView, LogoutView, PrintsView, PrintView
+from service.handlers import LoginView, LogoutView, OpenAPIView, PrintsView, PrintView
 from service.keys import (
+    API_DOCUMENT,
     ETAG_SECRET,
     FEED,
     LONG_REQUESTS,
@@ -30,6 +31,7 @@ from service.middleware import (
     send_request_id,
     send_security_headers,
 )
+from service.openapi import DOCUMENT_ROUTE, ApiDocument
 from service.queries import Queries
 from service.settings import Settings
 
@@ -83,12 +85,14 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app[PASSWORD_CHECKS] = asyncio.Semaphore(2)
     app[LONG_REQUESTS] = asyncio.Semaphore(settings.long_request_limit)
     app[ETAG_SECRET] = hashlib.blake2b(secret, person=b"printapi-etag").digest()
+    app[API_DOCUMENT] = ApiDocument.load()
 
     _add(app, "/api/v1/prints/", PrintsView)
     for prefix in ("/api/v1/prints/", "/api/v1/print/"):
         _add(app, prefix + "{print_id}/", PrintView)
     _add(app, "/api/v1/auth/login/", LoginView)
     _add(app, "/api/v1/auth/logout/", LogoutView)
+    app.router.add_view(DOCUMENT_ROUTE, OpenAPIView)
     for path, view in extra_routes:
         app.router.add_view(path, view)
 

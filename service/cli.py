@@ -19,6 +19,7 @@ from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.logs import BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
+from service.openapi import ApiDocumentError
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, inherited_socket, serve
@@ -399,6 +400,7 @@ def main(argv=None) -> int:
         _silence_stdout()
         return EXIT_OUTPUT_CLOSED
     except (
+        ApiDocumentError,
         CommandError,
         SettingsError,
         ImportDataError,

@@ -11,6 +11,7 @@ from aiohttp_session import get_session, new_session
 from service import errors
 from service.auth import new_token, token_digest, verify_password
 from service.keys import (
+    API_DOCUMENT,
     DATA,
     ETAG_SECRET,
     FEED,
@@ -240,6 +241,26 @@ class PrintView(web.View):
                 }
             )
         await data.execute("touch_print", print_id)
+
+
+class OpenAPIView(web.View):
+    """GET /api/v1/openapi.json: the API's OpenAPI document, public like the contract it is.
+
+    Served byte for byte as read at start, so a client can compare it with the repository's.
+    """
+
+    public = True
+
+    async def get(self) -> web.Response:
+        document = self.request.app[API_DOCUMENT]
+        if etag_matches(self.request, document.etag):
+            return web.Response(status=304, headers={"ETag": document.etag})
+        return web.Response(
+            body=document.body,
+            content_type="application/json",
+            charset="utf-8",
+            headers={"ETag": document.etag, "Cache-Control": "no-cache"},
+        )
 
 
 class LoginView(web.View):

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from service.changes import ChangeFeed
 from service.db import Lease, StatementCounter
+from service.openapi import ApiDocument
 from service.queries import Queries
 from service.settings import Settings
 
@@ -21,6 +22,8 @@ PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 LONG_REQUESTS = web.AppKey("long_requests", asyncio.Semaphore)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
+#: The OpenAPI document as read at start.
+API_DOCUMENT = web.AppKey("api_document", ApiDocument)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 #: Who the client is behind the proxies (a service.forwarded.Client), once asked.

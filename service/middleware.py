@@ -168,6 +168,10 @@ def _json_error(error: web.HTTPException) -> web.Response:
 
 
 def _is_public(request: web.Request) -> bool:
+    """True for a route whose view says ``public = True``: login, logout, the OpenAPI document.
+
+    The one way a route skips authentication, declared on the view where a reader sees it.
+    """
     return getattr(request.match_info.handler, "public", False)
 
 

@@ -226,6 +226,17 @@ async def test_logout_answers_204_and_cookie_no_longer_authenticates(client, log
     assert after.headers["WWW-Authenticate"] == CHALLENGE
 
 
+async def test_logout_with_a_token_leaves_the_token_working(client, db, owner):
+    _, headers = owner
+
+    response = await client.post(LOGOUT, headers=headers)
+
+    assert response.status == 204, await response.text()
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+    after = await client.get(PRINTS, headers=headers)
+    assert after.status == 200, await after.text()
+
+
 async def test_copy_of_cookie_replayed_after_logout_answers_401(client, logged_in):
     cookie = session_cookie(client)
     await client.post(LOGOUT)
