@@ -53,12 +53,13 @@ class ListParams:
 
 def _integer(raw: str, low: int, high: int) -> int | str:
     """The integer in ``raw`` within [low, high], or the message saying why it is not."""
-    text = raw
-    if not text.isascii() or not text.isdigit():
+    if not raw.isascii() or not raw.isdigit():
         return "A whole number is required."
-    if len(text.lstrip("0")) > len(str(high)):
+    # Leading zeros go first: int() refuses more than 4300 digits, zeros included.
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
         return f"Must be between {low} and {high}."
-    value = int(text)
+    value = int(digits)
     if not low <= value <= high:
         return f"Must be between {low} and {high}."
     return value

@@ -189,3 +189,18 @@ async def test_database_failing_mid_stream_cuts_the_list_instead_of_splicing_an_
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("streamed list failed after its start") for m in messages)
     assert not any(m.startswith("database unavailable") for m in messages)
+
+
+@pytest.mark.parametrize(("name", "zeros"), [("start", 4300), ("limit", 5000)])
+async def test_number_behind_thousands_of_leading_zeros_reads_as_its_value(
+    client, factory, owner, name, zeros
+):
+    user_id, headers = owner
+    for _ in range(3):
+        await factory.print(user_id)
+    query = {"sorting": "date_asc", name: "0" * zeros + "2"}
+
+    response = await client.get(PRINTS, params=query, headers=headers)
+
+    assert response.status == 200, await response.text()
+    assert len(await response.json()) == {"start": 1, "limit": 2}[name]
