@@ -163,6 +163,7 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
         return {}, ['Must be a list of {"id": ..., "answer": ...} objects.']
 
     answers: dict[int, Answer | None] = {}
+    listed: set[int] = set()  # every id seen, even on an item refused for its answer
     messages = []
     for index, item in enumerate(items):
         where = f"Item {index}"
@@ -176,9 +177,10 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
         if type(feedback_id) is not int or not 1 <= feedback_id <= MAX_BIGINT:
             messages.append(f"{where}: id must be the id of a feedback of this print.")
             continue
-        if feedback_id in answers:
+        if feedback_id in listed:
             messages.append(f"{where}: feedback {feedback_id} is listed twice.")
             continue
+        listed.add(feedback_id)
         if "answer" not in item:
             messages.append(f"{where}: answer is required.")
             continue
