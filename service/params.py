@@ -197,7 +197,37 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
     return answers, messages
 
 
+class _Written(str):
+    """JSON text already written (a bracket, a comma, a key), as against a value to write."""
+
+
 def _show(value) -> str:
-    """A short rendering of a client's value, in the JSON the client sent, for a message."""
-    text = dumps(value)
+    """A short rendering of a client's value, in the JSON the client sent, for a message.
+
+    Written piece by piece, with a stack of its own, and only as far as the message shows:
+    a value nested as deep as the JSON parser allows would overflow json.dumps's recursion.
+    """
+    text = ""
+    pending = [value]  # what is still to write, the next piece last
+    while pending and len(text) <= 40:
+        piece = pending.pop()
+        if isinstance(piece, _Written):
+            text += piece
+        elif isinstance(piece, list):
+            text += "["
+            pending.append(_Written("]"))
+            for index in reversed(range(len(piece))):
+                pending.append(piece[index])
+                if index:
+                    pending.append(_Written(","))
+        elif isinstance(piece, dict):
+            text += "{"
+            pending.append(_Written("}"))
+            items = list(piece.items())
+            for index in reversed(range(len(items))):
+                key, item = items[index]
+                pending.append(item)
+                pending.append(_Written(("," if index else "") + dumps(key) + ":"))
+        else:
+            text += dumps(piece)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import json
 import socket
 
 import aiohttp
@@ -204,3 +205,30 @@ async def test_number_behind_thousands_of_leading_zeros_reads_as_its_value(
 
     assert response.status == 200, await response.text()
     assert len(await response.json()) == {"start": 1, "limit": 2}[name]
+
+
+async def test_verdict_nested_as_deep_as_the_json_parser_allows_answers_400(
+    client, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    not_json = {"non_field_errors": ["The body is not valid JSON."]}
+    refused = "... is not a valid choice; use FAILED, NOT_FAILED or null."
+    too_deep = {"alert_overwrite": ["[" * 37 + refused]}
+
+    # The parser's limit depends on the stack in use: walk up to it, and past it.
+    answers = []
+    for depth in range(800, 1100, 4):
+        body = '{"alert_overwrite": ' + "[" * depth + "]" * depth + "}"
+        response = await client.patch(
+            f"{PRINTS}{print_id}/",
+            data=body.encode(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert response.status == 400, (depth, await response.text())
+        answers.append(await response.json())
+
+    assert answers[0] == too_deep
+    assert answers[-1] == not_json
+    assert set(map(json.dumps, answers)) == {json.dumps(too_deep), json.dumps(not_json)}
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None
