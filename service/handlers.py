@@ -2,7 +2,6 @@
 
 import asyncio
 import hashlib
-import json
 import logging
 
 from aiohttp import web
@@ -25,7 +24,14 @@ from service.keys import (
 )
 from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
-from service.params import Filter, Sorting, parse_list_params, parse_print_change, unstorable
+from service.params import (
+    Filter,
+    Sorting,
+    parse_json_body,
+    parse_list_params,
+    parse_print_change,
+    unstorable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +96,7 @@ async def read_json(request: web.Request):
         raise errors.UnsupportedMediaType(None)
     if request.content_type != "application/json":
         raise errors.UnsupportedMediaType(request.content_type)
-    try:
-        return json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise errors.BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
+    return parse_json_body(await request.read())
 
 
 class PrintsView(web.View):

@@ -5,6 +5,7 @@ Every problem found is collected under the name of the parameter or field at fau
 """
 
 import enum
+import json
 
 import attrs
 from multidict import MultiMapping
@@ -105,6 +106,42 @@ def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | 
         choices = ", ".join(member.value for member in kind)
         errors[name] = [f"{_show(raw)} is not a valid choice; use one of: {choices}."]
         return None
+
+
+class _NameGivenTwice(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _NameGivenTwice(name)
+            seen.add(name)
+    return result
+
+
+def _not_a_json_number(text: str):
+    raise ValueError(f"{text} is not JSON")
+
+
+def parse_json_body(raw: bytes):
+    """The JSON value of a request body; raises BadRequest when it is not strict JSON.
+
+    Python's parser takes NaN and Infinity, which JSON has not, and keeps the last of a
+    name given twice in one object, where other parsers keep the first: such a body has no
+    one meaning, so it is refused rather than guessed at.
+    """
+    try:
+        return json.loads(raw, object_pairs_hook=_object, parse_constant=_not_a_json_number)
+    except _NameGivenTwice as error:
+        message = f"The name {_show(error.name)} is given twice in one object."
+        raise BadRequest({"non_field_errors": [message]}) from None
+    except (ValueError, RecursionError):
+        raise BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
 
 
 _UNSET = object()
