@@ -22,7 +22,7 @@ from multidict import MultiDict
 from yarl import URL
 
 from service.errors import BadRequest
-from service.params import parse_list_params, parse_print_change
+from service.params import parse_json_body, parse_list_params, parse_print_change
 from tests.conftest import at
 
 # The contract, written out -------------------------------------------------------------
@@ -344,6 +344,78 @@ def _bodies(characters, floats, frame_ids: list[int]) -> st.SearchStrategy:
 
 ANY_BODY = _bodies(CHARACTERS, st.floats(), frame_ids=[1, 2, 3])
 
+#: Python refuses to make an int of a text of more digits than this (sys.int_info).
+INT_DIGITS_LIMIT = 4300
+NOT_JSON = "not JSON"
+
+
+def _number_text(digits: int) -> tuple[str, object, frozenset]:
+    text = "1" + "0" * (digits - 1)
+    if digits > INT_DIGITS_LIMIT:
+        return text, None, frozenset([NOT_JSON])
+    return text, 10 ** (digits - 1), frozenset()
+
+
+def _array(items: list[tuple]) -> tuple[str, object, frozenset]:
+    text = "[" + ",".join(item[0] for item in items) + "]"
+    return text, [item[1] for item in items], frozenset().union(*(item[2] for item in items))
+
+
+def _object(members: list[tuple[str, tuple]]) -> tuple[str, object, frozenset]:
+    text = "{" + ",".join(f"{json.dumps(name)}:{item[0]}" for name, item in members) + "}"
+    names = [name for name, _ in members]
+    twice = {("twice", name) for name in names if names.count(name) > 1}
+    defects = frozenset(twice).union(*(item[2] for _, item in members))
+    return text, {name: item[1] for name, item in members}, defects
+
+
+def _documents(frame_ids: list[int]) -> st.SearchStrategy[tuple[str, object, frozenset]]:
+    """JSON texts, each with the value it holds and what makes it refused, if anything.
+
+    A text may repeat a name in an object, hold NaN or Infinity, or a number too long for
+    Python: the strict reading the contract asks for refuses each of them.
+    """
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(CHARACTERS, max_size=6),
+        st.sampled_from([*VERDICTS, *ANSWERS, *frame_ids]),
+    )
+    plain = scalars.map(lambda value: (json.dumps(value), value, frozenset()))
+    leaves = st.one_of(
+        plain,
+        plain,
+        st.sampled_from(["NaN", "Infinity", "-Infinity"]).map(
+            lambda text: (text, None, frozenset([NOT_JSON]))
+        ),
+        st.integers(INT_DIGITS_LIMIT - 2, INT_DIGITS_LIMIT + 2).map(_number_text),
+    )
+    names = st.one_of(
+        st.sampled_from(["alert_overwrite", "printshotfeedback_set", "id", "answer", "paused_at"]),
+        st.text(CHARACTERS, max_size=3),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(_array),
+            st.lists(st.tuples(names, inner), max_size=4).map(_object),
+        ),
+        max_leaves=8,
+    )
+
+
+def refusals_of(defects: frozenset) -> list[dict]:
+    """The 400 bodies a text with these defects may get: one for each defect it has."""
+    messages = [
+        "The body is not valid JSON."
+        if defect == NOT_JSON
+        else f"The name {shown(defect[1])} is given twice in one object."
+        for defect in defects
+    ]
+    return [{"non_field_errors": [message]} for message in messages]
+
 
 # Properties of the parsers ---------------------------------------------------------------
 
@@ -372,9 +444,23 @@ def test_any_json_body_gives_the_contracts_change_or_its_400(body):
     assert observe_change(body) == read_change(body)
 
 
+@MANY
+@given(_documents(frame_ids=[1, 2, 3]))
+def test_any_json_text_is_read_strictly_or_refused_for_a_defect_it_has(document):
+    text, value, defects = document
+
+    try:
+        body = parse_json_body(text.encode())
+    except BadRequest as refusal:
+        assert refusal.errors in refusals_of(defects)
+        return
+    assert not defects
+    assert body == value
+
+
 @given(
     st.fixed_dictionaries(
-        {name: _json_values(CHARACTERS, st.floats()) for name in PRINT_FIELDS[:15]}
+        {name: _json_values(CHARACTERS, st.floats()) for name in READ_ONLY_FIELDS}
     )
 )
 def test_read_only_fields_with_any_values_change_nothing(body):
@@ -601,20 +687,30 @@ def check_applied(before, after, scene, change, sent, answered) -> None:
             assert sent <= new["answered_at"] <= answered
 
 
-async def patch_and_check(client, db, owner, scene, target: str, body) -> None:
-    """Sends ``body`` to the ``target`` print and holds the answer and rows to the contract."""
+async def patch_and_check(
+    client, db, owner, scene, target: str, body, text: str | None = None, defects=frozenset()
+) -> None:
+    """Sends ``body`` (or ``text``, which holds it with ``defects``) to the ``target`` print,
+    and holds the answer and the rows to the contract."""
     await reset_scene(db)
     before = await table_rows(db)
 
     sent = now()
     response = await client.patch(
-        f"{LIST}{scene[target]}/", data=json.dumps(body), headers={**owner[1], **JSON_HEADERS}
+        f"{LIST}{scene[target]}/",
+        data=json.dumps(body) if text is None else text,
+        headers={**owner[1], **JSON_HEADERS},
     )
     answered = now()
 
     refusal = expected_refusal(target, body)
-    event("refused" if refusal else "taken")
+    event("refused" if refusal or defects else "taken")
     after = await table_rows(db)
+    if defects and target == "own":
+        assert response.status == 400, await response.text()
+        assert await response.json() in refusals_of(defects)
+        assert after == before
+        return
     if refusal is not None:
         assert (response.status, await response.json()) == refusal
         assert after == before
@@ -650,3 +746,12 @@ async def test_well_formed_patch_changes_only_the_print_s_own_frames_or_nothing(
     client, db, owner, scene, body
 ):
     await patch_and_check(client, db, owner, scene, "own", body)
+
+
+@THROUGH_THE_APP
+@given(document=_documents(SCENE_FRAME_IDS))
+async def test_any_json_text_as_a_patch_is_read_strictly_or_changes_nothing(
+    client, db, owner, scene, document
+):
+    text, value, defects = document
+    await patch_and_check(client, db, owner, scene, "own", value, text, defects)
