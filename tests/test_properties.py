@@ -56,8 +56,15 @@ PRINT_FIELDS = (
 READ_ONLY_FIELDS = PRINT_FIELDS[:15]
 FEEDBACK_FIELDS = ("id", "print_id", "image_url", "answer", "answered_at")
 
-#: Marks a verdict the body did not send, as against a verdict of null.
-UNSET = "unset"
+
+class _Unset:
+    """A verdict the body did not send, as against a verdict of null."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
 LIST = "/api/v1/prints/"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -218,7 +225,7 @@ CHARACTERS = st.one_of(
 URL_CHARACTERS = st.one_of(st.sampled_from(_TRICKY[:-2]), st.characters(exclude_categories=["Cs"]))
 
 
-def _numbers(characters) -> st.SearchStrategy[str]:
+def _number_like(characters) -> st.SearchStrategy[str]:
     """Texts that look like numbers, or nearly: signs, spaces, zeros, fractions, exponents."""
     affix = st.text(st.sampled_from(" +-\t\n\x000.e"), max_size=2)
     return st.one_of(
@@ -245,7 +252,7 @@ def _query_pairs(characters) -> st.SearchStrategy[list[tuple[str, str]]]:
     values = st.one_of(
         st.sampled_from(FILTERS + SORTINGS),
         st.sampled_from(FILTERS + SORTINGS).map(str.upper),
-        _numbers(characters),
+        _number_like(characters),
         st.text(characters, max_size=12),
     )
     # Half the queries name a valid sorting first, so that start and limit get read.
@@ -742,7 +749,7 @@ async def test_any_patch_body_is_applied_as_the_contract_reads_it_or_changes_not
 
 @THROUGH_THE_APP
 @given(body=_well_formed_bodies(SCENE_FRAME_IDS))
-async def test_well_formed_patch_changes_only_the_print_s_own_frames_or_nothing(
+async def test_well_formed_patch_applies_exactly_or_refuses_frames_of_other_prints(
     client, db, owner, scene, body
 ):
     await patch_and_check(client, db, owner, scene, "own", body)
