@@ -207,9 +207,11 @@ def observe_change(body) -> tuple[str, object]:
     except BadRequest as refusal:
         assert json.loads(refusal.text) == refusal.errors
         return "refused", refusal.errors
-    verdict = change.alert_overwrite if change.sets_alert_overwrite else UNSET
+    verdict = UNSET
+    if change.sets_alert_overwrite:
+        verdict = change.alert_overwrite and change.alert_overwrite.value
     answers = {key: value and value.value for key, value in change.answers.items()}
-    return "accepted", (verdict and str(verdict), answers)
+    return "accepted", (verdict, answers)
 
 
 # Inputs ----------------------------------------------------------------------------------
