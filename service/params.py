@@ -109,11 +109,13 @@ def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | 
 
 
 class _NameGivenTwice(Exception):
+    """Stops the JSON parser at the first object that holds a name twice."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
 
-def _object(pairs: list[tuple[str, object]]) -> dict:
+def _object_refusing_repeats(pairs: list[tuple[str, object]]) -> dict:
     result = dict(pairs)
     if len(result) < len(pairs):
         seen = set()
@@ -136,7 +138,9 @@ def parse_json_body(raw: bytes):
     one meaning, so it is refused rather than guessed at.
     """
     try:
-        return json.loads(raw, object_pairs_hook=_object, parse_constant=_not_a_json_number)
+        return json.loads(
+            raw, object_pairs_hook=_object_refusing_repeats, parse_constant=_not_a_json_number
+        )
     except _NameGivenTwice as error:
         message = f"The name {_show(error.name)} is given twice in one object."
         raise BadRequest({"non_field_errors": [message]}) from None
@@ -235,36 +239,48 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
 
 
 class _Written(str):
-    """JSON text already written (a bracket, a comma, a key), as against a value to write."""
+    """JSON text already written (a bracket, a comma, a name), as against a value to write."""
+
+
+_DONE = object()
+
+
+def _list_pieces(items: list):
+    yield _Written("[")
+    for index, item in enumerate(items):
+        if index:
+            yield _Written(",")
+        yield item
+    yield _Written("]")
+
+
+def _object_pieces(members: dict):
+    yield _Written("{")
+    for index, (name, item) in enumerate(members.items()):
+        yield _Written(("," if index else "") + dumps(name) + ":")
+        yield item
+    yield _Written("}")
 
 
 def _show(value) -> str:
     """A short rendering of a client's value, in the JSON the client sent, for a message.
 
     Written piece by piece, with a stack of its own, and only as far as the message shows:
-    a value nested as deep as the JSON parser allows would overflow json.dumps's recursion.
+    a value nested as deep as the JSON parser allows would overflow json.dumps's recursion,
+    and a long list would be written whole to show 40 characters of it.
     """
     text = ""
-    pending = [value]  # what is still to write, the next piece last
-    while pending and len(text) <= 40:
-        piece = pending.pop()
-        if isinstance(piece, _Written):
+    unfinished = [iter([value])]  # the pieces still to write, one iterator per container
+    while unfinished and len(text) <= 40:
+        piece = next(unfinished[-1], _DONE)
+        if piece is _DONE:
+            unfinished.pop()
+        elif isinstance(piece, _Written):
             text += piece
         elif isinstance(piece, list):
-            text += "["
-            pending.append(_Written("]"))
-            for index in reversed(range(len(piece))):
-                pending.append(piece[index])
-                if index:
-                    pending.append(_Written(","))
+            unfinished.append(_list_pieces(piece))
         elif isinstance(piece, dict):
-            text += "{"
-            pending.append(_Written("}"))
-            items = list(piece.items())
-            for index in reversed(range(len(items))):
-                key, item = items[index]
-                pending.append(item)
-                pending.append(_Written(("," if index else "") + dumps(key) + ":"))
+            unfinished.append(_object_pieces(piece))
         else:
             text += dumps(piece)
     return text if len(text) <= 40 else text[:37] + "..."
