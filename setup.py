@@ -20,6 +20,7 @@ setup(
     ],
     extras_require={
         "test": [
+            "hypothesis>=6.100",
             "pytest>=8",
             "pytest-aiohttp>=1.1",
             "psutil>=5.9",

@@ -2,7 +2,6 @@
 
 import asyncio
 import hashlib
-import json
 import logging
 
 from aiohttp import web
@@ -27,7 +26,14 @@ from service.keys import (
 from service.limits import claim_login_attempt, settle_login_success
 from service.middleware import SESSION_TOKEN, check_same_site
 from service.models import Print, dumps
-from service.params import Filter, Sorting, parse_list_params, parse_print_change, unstorable
+from service.params import (
+    Filter,
+    Sorting,
+    parse_json_body,
+    parse_list_params,
+    parse_print_change,
+    unstorable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +103,7 @@ async def read_json(request: web.Request):
     except web.HTTPRequestEntityTooLarge:
         # A chunked body, whose length was not announced: reading stopped past the limit.
         raise errors.PayloadTooLarge(request.client_max_size) from None
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise errors.BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
+    return parse_json_body(body)
 
 
 class PrintsView(web.View):

@@ -5,6 +5,7 @@ Every problem found is collected under the name of the parameter or field at fau
 """
 
 import enum
+import json
 
 import attrs
 from multidict import MultiMapping
@@ -53,12 +54,13 @@ class ListParams:
 
 def _integer(raw: str, low: int, high: int) -> int | str:
     """The integer in ``raw`` within [low, high], or the message saying why it is not."""
-    text = raw
-    if not text.isascii() or not text.isdigit():
+    if not raw.isascii() or not raw.isdigit():
         return "A whole number is required."
-    if len(text.lstrip("0")) > len(str(high)):
+    # Leading zeros go first: int() refuses more than 4300 digits, zeros included.
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
         return f"Must be between {low} and {high}."
-    value = int(text)
+    value = int(digits)
     if not low <= value <= high:
         return f"Must be between {low} and {high}."
     return value
@@ -104,6 +106,46 @@ def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | 
         choices = ", ".join(member.value for member in kind)
         errors[name] = [f"{_show(raw)} is not a valid choice; use one of: {choices}."]
         return None
+
+
+class _NameGivenTwice(Exception):
+    """Stops the JSON parser at the first object that holds a name twice."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _object_refusing_repeats(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _NameGivenTwice(name)
+            seen.add(name)
+    return result
+
+
+def _not_a_json_number(text: str):
+    raise ValueError(f"{text} is not JSON")
+
+
+def parse_json_body(raw: bytes):
+    """The JSON value of a request body; raises BadRequest when it is not strict JSON.
+
+    Python's parser takes NaN and Infinity, which JSON has not, and keeps the last of a
+    name given twice in one object, where other parsers keep the first: such a body has no
+    one meaning, so it is refused rather than guessed at.
+    """
+    try:
+        return json.loads(
+            raw, object_pairs_hook=_object_refusing_repeats, parse_constant=_not_a_json_number
+        )
+    except _NameGivenTwice as error:
+        message = f"The name {_show(error.name)} is given twice in one object."
+        raise BadRequest({"non_field_errors": [message]}) from None
+    except (ValueError, RecursionError):
+        raise BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
 
 
 _UNSET = object()
@@ -162,6 +204,7 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
         return {}, ['Must be a list of {"id": ..., "answer": ...} objects.']
 
     answers: dict[int, Answer | None] = {}
+    listed: set[int] = set()  # every id seen, even on an item refused for its answer
     messages = []
     for index, item in enumerate(items):
         where = f"Item {index}"
@@ -175,9 +218,10 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
         if type(feedback_id) is not int or not 1 <= feedback_id <= MAX_BIGINT:
             messages.append(f"{where}: id must be the id of a feedback of this print.")
             continue
-        if feedback_id in answers:
+        if feedback_id in listed:
             messages.append(f"{where}: feedback {feedback_id} is listed twice.")
             continue
+        listed.add(feedback_id)
         if "answer" not in item:
             messages.append(f"{where}: answer is required.")
             continue
@@ -194,7 +238,49 @@ def _parse_answers(items) -> tuple[dict[int, Answer | None], list[str]]:
     return answers, messages
 
 
+class _Written(str):
+    """JSON text already written (a bracket, a comma, a name), as against a value to write."""
+
+
+_DONE = object()
+
+
+def _list_pieces(items: list):
+    yield _Written("[")
+    for index, item in enumerate(items):
+        if index:
+            yield _Written(",")
+        yield item
+    yield _Written("]")
+
+
+def _object_pieces(members: dict):
+    yield _Written("{")
+    for index, (name, item) in enumerate(members.items()):
+        yield _Written(("," if index else "") + dumps(name) + ":")
+        yield item
+    yield _Written("}")
+
+
 def _show(value) -> str:
-    """A short rendering of a client's value, in the JSON the client sent, for a message."""
-    text = dumps(value)
+    """A short rendering of a client's value, in the JSON the client sent, for a message.
+
+    Written piece by piece, with a stack of its own, and only as far as the message shows:
+    a value nested as deep as the JSON parser allows would overflow json.dumps's recursion,
+    and a long list would be written whole to show 40 characters of it.
+    """
+    text = ""
+    unfinished = [iter([value])]  # the pieces still to write, one iterator per container
+    while unfinished and len(text) <= 40:
+        piece = next(unfinished[-1], _DONE)
+        if piece is _DONE:
+            unfinished.pop()
+        elif isinstance(piece, _Written):
+            text += piece
+        elif isinstance(piece, list):
+            unfinished.append(_list_pieces(piece))
+        elif isinstance(piece, dict):
+            unfinished.append(_object_pieces(piece))
+        else:
+            text += dumps(piece)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -13,6 +13,8 @@ import uuid
 import asyncpg
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from yarl import URL
 
 from service import PROJECT_ROOT, embedded
@@ -28,6 +30,24 @@ TEST_SECRET_KEY = b"0123456789abcdef0123456789abcdef"
 #: verifies as usual, in a millisecond instead of a tenth of a second.
 _FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 TABLES = "users, api_tokens, printers, prints, print_shot_feedbacks, login_attempts"
+
+# Property tests (tests/test_properties.py) run the same examples on every run, so a red
+# build is the code's doing, not the luck of the draw, and fails again the same way; no
+# deadline, since the machines are shared and their timings are noise; nothing saved, as
+# there is nothing random to replay. The examples per test are a budget: the parsers'
+# properties take five times as many, those through the app half as many.
+# `pytest --hypothesis-profile=explore` looks for new failures with random examples and
+# keeps the failing ones under var/ to replay them first the next time.
+hypothesis_settings.register_profile(
+    "printapi", max_examples=200, deadline=None, derandomize=True, database=None
+)
+hypothesis_settings.register_profile(
+    "explore",
+    max_examples=1000,
+    deadline=None,
+    database=DirectoryBasedExampleDatabase(PROJECT_ROOT / "var" / "hypothesis"),
+)
+hypothesis_settings.load_profile("printapi")
 
 
 async def admin(url: str, statement: str) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import json
 import socket
 
 import aiohttp
@@ -189,3 +190,126 @@ async def test_database_failing_mid_stream_cuts_the_list_instead_of_splicing_an_
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("streamed list failed after its start") for m in messages)
     assert not any(m.startswith("database unavailable") for m in messages)
+
+
+@pytest.mark.parametrize(("name", "zeros"), [("start", 4300), ("limit", 5000)])
+async def test_number_behind_thousands_of_leading_zeros_reads_as_its_value(
+    client, factory, owner, name, zeros
+):
+    user_id, headers = owner
+    for _ in range(3):
+        await factory.print(user_id)
+    query = {"sorting": "date_asc", name: "0" * zeros + "2"}
+
+    response = await client.get(PRINTS, params=query, headers=headers)
+
+    assert response.status == 200, await response.text()
+    assert len(await response.json()) == {"start": 1, "limit": 2}[name]
+
+
+async def test_verdict_nested_as_deep_as_the_json_parser_allows_answers_400(
+    client, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    not_json = {"non_field_errors": ["The body is not valid JSON."]}
+    refused = "... is not a valid choice; use FAILED, NOT_FAILED or null."
+    too_deep = {"alert_overwrite": ["[" * 37 + refused]}
+
+    # The parser's limit depends on the stack in use: walk up to it, and past it.
+    answers = []
+    for depth in range(800, 1100, 4):
+        body = '{"alert_overwrite": ' + "[" * depth + "]" * depth + "}"
+        response = await client.patch(
+            f"{PRINTS}{print_id}/",
+            data=body.encode(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert response.status == 400, (depth, await response.text())
+        answers.append(await response.json())
+
+    assert answers[0] == too_deep
+    assert answers[-1] == not_json
+    assert set(map(json.dumps, answers)) == {json.dumps(too_deep), json.dumps(not_json)}
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        pytest.param(
+            '{"alert_overwrite": "FAILED", "alert_overwrite": null}', "alert_overwrite", id="top"
+        ),
+        pytest.param(
+            '{"printshotfeedback_set": [{"id": 1, "answer": "LOOKS_OK", "answer": null}]}',
+            "answer",
+            id="nested",
+        ),
+        pytest.param(
+            '{"filename": {"a": 1, "a": 1}, "alert_overwrite": "FAILED"}', "a", id="ignored"
+        ),
+    ],
+)
+async def test_patch_with_a_name_given_twice_answers_400_and_changes_nothing(
+    client, db, factory, owner, body, name
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    await factory.feedback(print_id)
+
+    response = await client.patch(
+        f"{PRINTS}{print_id}/", data=body, headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "non_field_errors": [f'The name "{name}" is given twice in one object.']
+    }
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None
+    assert await db.fetchval("SELECT count(answer) FROM print_shot_feedbacks") == 0
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_patch_with_a_number_json_has_not_answers_400_and_changes_nothing(
+    client, db, factory, owner, constant
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    body = f'{{"paused_at": {constant}, "alert_overwrite": "FAILED"}}'
+
+    response = await client.patch(
+        f"{PRINTS}{print_id}/", data=body, headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {"non_field_errors": ["The body is not valid JSON."]}
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None
+
+
+async def test_login_with_a_name_given_twice_answers_400(client, owner):
+    body = b'{"email": "x@example.com", "email": "owner@example.com", "password": "correct horse"}'
+
+    response = await client.post(
+        "/api/v1/auth/login/", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "non_field_errors": ['The name "email" is given twice in one object.']
+    }
+
+
+async def test_patch_with_a_number_of_5000_digits_answers_400_as_not_json(
+    client, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    body = '{"paused_at": 1' + "0" * 4999 + ', "alert_overwrite": "FAILED"}'
+
+    response = await client.patch(
+        f"{PRINTS}{print_id}/", data=body, headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {"non_field_errors": ["The body is not valid JSON."]}
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None

@@ -683,6 +683,43 @@ async def test_patch_duplicate_feedback_ids_returns_400_and_applies_nothing(
     await _assert_nothing_applied(db, [own_print], before)
 
 
+@pytest.mark.parametrize(
+    ("first", "problem"),
+    [
+        pytest.param({}, "answer is required.", id="no-answer"),
+        pytest.param(
+            {"answer": "maybe"},
+            '"maybe" is not a valid answer; use LOOKS_BAD, LOOKS_OK, UNANSWERED or null.',
+            id="bad-answer",
+        ),
+    ],
+)
+async def test_patch_feedback_listed_again_after_a_bad_item_is_reported_too(
+    client, db, owner, own_print, first, problem
+):
+    _, headers = owner
+    before = {own_print: await feedback_rows(db, own_print)}
+    feedback_id = before[own_print][0][0]
+    body = {
+        "printshotfeedback_set": [
+            {"id": feedback_id, **first},
+            {"id": feedback_id, "answer": "LOOKS_OK"},
+        ]
+    }
+
+    response = await client.patch(url(own_print), json=body, headers=headers)
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "printshotfeedback_set": [
+            f"Item 0: {problem}",
+            f"Item 1: feedback {feedback_id} is listed twice.",
+        ]
+    }
+
+    await _assert_nothing_applied(db, [own_print], before)
+
+
 @pytest.mark.parametrize("value", [{"id": 1, "answer": "LOOKS_OK"}, "LOOKS_OK", 3, None])
 async def test_patch_feedback_set_not_list_returns_400_and_applies_nothing(
     client, db, owner, own_print, value
