@@ -17,6 +17,7 @@ setup(
         "argon2-cffi>=23.1",
         "pgserver>=0.1.4,<0.2",
         "tqdm>=4.66",
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         "test": [

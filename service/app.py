@@ -11,11 +11,13 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from service.changes import ChangeFeed
 from service.db import StatementCounter, create_pool
 from service.handlers import LoginView, LogoutView, OpenAPIView, PrintsView, PrintView
+from service.health import HealthView, ReadyView
 from service.keys import (
     API_DOCUMENT,
     ETAG_SECRET,
     FEED,
     LONG_REQUESTS,
+    METRICS,
     PASSWORD_CHECKS,
     POOL,
     QUERIES,
@@ -65,8 +67,13 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
         samesite="Lax",
         path="/",
     )
+    # Imported here, not at the top: prometheus_client picks its mode for several processes
+    # on its first import, which must come after `printapi serve` has named its directory.
+    from service.metrics import Metrics, MetricsView, metrics_middleware, pool_readings
+
     app = web.Application(
         middlewares=[
+            metrics_middleware,
             error_middleware,
             body_limit_middleware,
             session_middleware(storage),
@@ -86,6 +93,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     app[LONG_REQUESTS] = asyncio.Semaphore(settings.long_request_limit)
     app[ETAG_SECRET] = hashlib.blake2b(secret, person=b"printapi-etag").digest()
     app[API_DOCUMENT] = ApiDocument.load()
+    app[METRICS] = Metrics()
 
     _add(app, "/api/v1/prints/", PrintsView)
     for prefix in ("/api/v1/prints/", "/api/v1/print/"):
@@ -93,12 +101,16 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
     _add(app, "/api/v1/auth/login/", LoginView)
     _add(app, "/api/v1/auth/logout/", LogoutView)
     app.router.add_view(DOCUMENT_ROUTE, OpenAPIView)
+    app.router.add_view("/healthz", HealthView)
+    app.router.add_view("/readyz", ReadyView)
+    app.router.add_view("/metrics", MetricsView)
     for path, view in extra_routes:
         app.router.add_view(path, view)
 
     app.on_response_prepare.append(send_request_id)
     app.on_response_prepare.append(send_security_headers)
     app.cleanup_ctx.append(_pool_context)
+    app.cleanup_ctx.append(pool_readings)
     return app
 
 

@@ -20,6 +20,8 @@ STATEMENTS = web.AppKey("statements", StatementCounter)
 PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 #: The pooled connections that requests which may hold theirs long share (service.db.Lease).
 LONG_REQUESTS = web.AppKey("long_requests", asyncio.Semaphore)
+#: The app's Prometheus metrics (a service.metrics.Metrics, which is imported late on purpose).
+METRICS = web.AppKey("metrics", object)
 #: The key of the ETags' keyed hash.
 ETAG_SECRET = web.AppKey("etag_secret", bytes)
 #: The OpenAPI document as read at start.

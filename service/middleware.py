@@ -29,6 +29,7 @@ from service.keys import (
     FEED,
     LEASE,
     LONG_REQUESTS,
+    METRICS,
     POOL,
     PRINT,
     PRINT_ID,
@@ -78,8 +79,11 @@ async def error_middleware(request: web.Request, handler):
             request_id,
             extra={"request_id": request_id},
         )
+        request.app[METRICS].database_errors.labels(_database_error_kind(error)).inc()
         response = as_response(errors.ServiceUnavailable(_unavailable_detail(error)))
-    except Exception:
+    except Exception as error:
+        if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+            request.app[METRICS].database_errors.labels("other").inc()
         logger.exception(
             "unexpected error in %s %s (request %s)",
             request.method,
@@ -89,6 +93,17 @@ async def error_middleware(request: web.Request, handler):
         )
         response = as_response(errors.ServerError())
     return response
+
+
+def _database_error_kind(error: Exception) -> str:
+    """The kind label of printapi_db_errors_total for an error that answered 503."""
+    if isinstance(error, STATEMENT_TIMED_OUT):
+        return "too_slow"
+    if isinstance(error, LOCK_GIVEN_UP):
+        return "locked"
+    if isinstance(error, LongRequestsBusyError):
+        return "busy"
+    return "unreachable"
 
 
 def _unavailable_detail(error: Exception) -> str:

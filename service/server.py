@@ -13,11 +13,13 @@ import errno
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -114,6 +116,38 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
     )
 
 
+#: The variable that puts prometheus_client in its mode for several processes.
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _metrics_directory(var_dir: Path):
+    """An empty directory for the workers' metric files, named in the environment.
+
+    Made before anything imports prometheus_client, which reads the variable once. An
+    operator's own PROMETHEUS_MULTIPROC_DIR is used when set, emptied first (files of an
+    earlier run would add its numbers to this one's) and kept; one made here is removed.
+    """
+    given = os.environ.get(METRICS_DIRECTORY)
+    directory = Path(given) if given else var_dir / "run" / f"metrics-{os.getpid()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIRECTORY] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _forget_worker(pid: int) -> None:
+    """Drops a dead worker's gauges from the sums, so the pool counts only live workers."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
 def serve(
     settings: Settings,
     unix_path: str | None = None,
@@ -133,13 +167,14 @@ def serve(
     logger.info("serving on %s with %d worker(s)", where, workers)
     print(f"printapi serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
-    if workers == 1:
-        _run_worker(settings, sock)
-        return
-    try:
-        _Supervisor(settings, sock, workers).run()
-    finally:
-        sock.close()
+    with _metrics_directory(settings.var_dir):
+        if workers == 1:
+            _run_worker(settings, sock)
+            return
+        try:
+            _Supervisor(settings, sock, workers).run()
+        finally:
+            sock.close()
 
 
 _HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
@@ -242,6 +277,7 @@ class _Supervisor:
             started_at = self.started_at.pop(pid, None)
             if started_at is None:
                 continue
+            _forget_worker(pid)
             lived = time.monotonic() - started_at
             logger.error(
                 "worker %d exited with %s after %.1f s; starting another",

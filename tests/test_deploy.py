@@ -171,7 +171,7 @@ async def wait_for_nginx(nginx: Nginx, tls) -> None:
             if nginx.process.poll() is not None:
                 pytest.fail(f"nginx exited:\n{nginx.error_log.read_text()}")
             try:
-                async with session.get(f"{nginx.base}/api/v1/openapi-probe", ssl=tls) as r:
+                async with session.get(f"{nginx.base}/healthz", ssl=tls) as r:
                     await r.read()
                     return
             except aiohttp.ClientConnectionError:
@@ -310,3 +310,18 @@ async def test_restart_behind_nginx_under_load_loses_no_request(
     assert first_status == 0, first_log
     assert set(answers) == {200}, [answer for answer in answers if answer != 200]
     assert " method=PATCH " in first_log and " method=PATCH " in second_log
+
+
+async def test_metrics_answer_inside_and_not_found_from_outside(printapi, deployment_dir, tls):
+    async with deployed(printapi, deployment_dir, tls) as (nginx, _, _):
+        url = f"{nginx.base}/metrics"
+        outside = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), ssl=tls)
+        async with aiohttp.ClientSession(connector=outside) as session, session.get(url) as away:
+            away_body = await away.json()
+        inside = aiohttp.TCPConnector(local_addr=("127.0.0.1", 0), ssl=tls)
+        async with aiohttp.ClientSession(connector=inside) as session, session.get(url) as near:
+            near_body = await near.text()
+
+    assert (away.status, away_body) == (404, {"detail": "Not found."})
+    assert near.status == 200
+    assert "printapi_http_requests_total{" in near_body
