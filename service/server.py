@@ -302,6 +302,9 @@ class _Supervisor:
 
         Returns how many workers exited with an error or had to be killed.
         """
+        # The workers close their copies as they start to stop; with this one closed too,
+        # new connections are refused at once, unless a service manager holds the socket.
+        self.sock.close()
         for pid in self.started_at:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)

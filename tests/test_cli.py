@@ -1066,6 +1066,66 @@ async def test_serve_kills_a_worker_that_does_not_stop_in_time(printapi):
         assert not Path(f"/proc/{hung}").exists() and not Path(f"/proc/{other}").exists()
 
 
+async def wait_for_lock_waits(db, count: int) -> None:
+    """Polls until ``count`` statements of the test database wait for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    while await db.fetchval(query) != count:
+        assert time.monotonic() < deadline, "no statement came to wait for the lock"
+        await asyncio.sleep(0.05)
+
+
+async def refused(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:``port`` is refused within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return True
+        writer.close()
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
+    printapi, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    printapi.extra_env["PRINTAPI_LOCK_TIMEOUT"] = "20"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM prints WHERE id = $1 FOR UPDATE", print_id)
+                in_flight = asyncio.create_task(
+                    session.patch(
+                        f"{base}{print_id}/", json={"alert_overwrite": "FAILED"}, headers=headers
+                    )
+                )
+                await wait_for_lock_waits(db, 1)
+                os.kill(server.pid, signal.SIGTERM)
+                refused_while_draining = await refused(port)
+            response = await in_flight
+            body = await response.json()
+
+        status = server.wait(timeout=STOP_TIMEOUT)
+        said = output(server)
+
+    assert refused_while_draining
+    assert response.status == 200, body
+    assert body["alert_overwrite"] == "FAILED"
+    assert status == 0, said
+
+
 @contextlib.contextmanager
 def held_unix_socket():
     """A listening unix socket held by the test, as a service manager holds one."""
