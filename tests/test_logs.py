@@ -4,12 +4,21 @@ import asyncio
 import logging
 import re
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from service.app import create_app
 from service.logs import AccessLogger
+from tests.test_cli import (
+    free_port,
+    output,
+    printapi,  # noqa: F401 - a fixture
+    running,
+    stop,
+    wait_until_answering,
+)
 
 CRASH = "/api/v1/crash"
 
@@ -90,3 +99,41 @@ async def test_crash_answers_the_contract_500_and_logs_the_traceback_with_the_re
     assert crash.getMessage() == f"unexpected error in GET {CRASH} (request crash-1)"
     assert crash.request_id == "crash-1"
     assert repr(crash.exc_info[1]) == "RuntimeError('secret internals: token table has 3 rows')"
+
+
+async def test_no_secret_reaches_the_log_even_at_debug(printapi, factory, owner):  # noqa: F811
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    printapi.extra_env["PRINTAPI_LOG_LEVEL"] = "DEBUG"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
+
+    with running(printapi.start(*command)) as server:
+        # unsafe: keep cookies of an IP address, as 127.0.0.1 is.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            await wait_until_answering(server, session, f"{base}/healthz")
+            login = {"email": "owner@example.com", "password": "correct horse"}
+            async with session.post(f"{base}/api/v1/auth/login/", json=login) as response:
+                assert response.status == 200, await response.text()
+            cookie = next(iter(session.cookie_jar)).value
+            async with session.get(f"{base}/api/v1/prints/") as response:
+                assert response.status == 200, await response.text()
+            wrong = {"email": "owner@example.com", "password": "wrong battery"}
+            async with session.post(f"{base}/api/v1/auth/login/", json=wrong) as response:
+                assert response.status == 401, await response.text()
+        async with aiohttp.ClientSession() as session:
+            change = {"alert_overwrite": "FAILED"}
+            url = f"{base}/api/v1/prints/{print_id}/"
+            async with session.patch(url, json=change, headers=headers) as response:
+                assert response.status == 200, await response.text()
+            bad = {"Authorization": "Bearer 0123456789abcdef0123456789abcdef01234567"}
+            async with session.get(f"{base}/api/v1/prints/", headers=bad) as response:
+                assert response.status == 401, await response.text()
+        assert stop(server) == 0
+        log = output(server)
+
+    assert " DEBUG " in log  # The level took effect: the check below is not vacuous.
+    for secret in (token, "correct horse", "wrong battery", cookie, bad["Authorization"][7:]):
+        assert secret not in log, secret
