@@ -33,6 +33,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 POOL_READING_INTERVAL = 1.0
 #: The route label of a request that matched no route: one label, whatever the path.
 UNMATCHED = "unmatched"
+#: The methods counted by name; any other that aiohttp's parser knows (WebDAV's, and more)
+#: is counted as OTHER_METHOD, so that clients cannot multiply the series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 def multiprocess() -> bool:
@@ -43,6 +47,8 @@ class Metrics:
     """One app's metrics. In one process of its own (the tests), each app counts alone."""
 
     def __init__(self) -> None:
+        #: The labelled series of each (route, method, status), found once.
+        self._children: dict[tuple, tuple] = {}
         # With several processes the numbers live in files, and /metrics reads them all.
         self.registry = None if multiprocess() else CollectorRegistry()
         registry = self.registry
@@ -82,8 +88,17 @@ class Metrics:
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         resource = getattr(request.match_info.route, "resource", None)
         route = resource.canonical if resource is not None else UNMATCHED
-        self.requests.labels(route, request.method, str(status)).inc()
-        self.latency.labels(route, request.method).observe(seconds)
+        method = request.method if request.method in METHODS else OTHER_METHOD
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         """The text /metrics answers: this app's numbers, or all the workers' numbers."""
