@@ -58,6 +58,14 @@ class PayloadTooLarge(web.HTTPRequestEntityTooLarge):
         super().__init__(max_size=limit, **_json_body({"detail": detail}))
 
 
+class RequestTimeout(web.HTTPRequestTimeout):
+    """408 for a body that did not arrive in time; the connection is closed after it."""
+
+    def __init__(self, seconds: float) -> None:
+        detail = f"The request body did not arrive within {seconds:g} seconds."
+        super().__init__(headers={"Connection": "close"}, **_json_body({"detail": detail}))
+
+
 class TooManyRequests(web.HTTPTooManyRequests):
     """429 with Retry-After: the same body whatever tripped the limit, so it reveals nothing."""
 

@@ -4,6 +4,7 @@ The limits on the request line and the headers are aiohttp's parser's (``parser_
 it refuses those requests before the app sees them.
 """
 
+import asyncio
 import datetime
 import ipaddress
 
@@ -39,14 +40,26 @@ def parser_limits(settings: Settings) -> dict[str, int]:
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler):
-    """413 at once for a body that announces a length over the limit, before anything else.
+    """Reads the whole body first, within its size and time limits, before anything else.
 
-    A chunked body, whose length is not announced, is bounded while it is read: the app's
-    ``client_max_size`` makes ``request.read()`` stop past the limit (handlers.read_json).
+    A body that announces a length over the limit answers 413 at once; a chunked one, whose
+    length is not announced, when reading passes the limit (the app's ``client_max_size``).
+    Reading it here, before the session, the connection and the print are taken, means a
+    client that sends its body slowly holds its own socket and nothing else; one that takes
+    longer than PRINTAPI_BODY_TIMEOUT answers 408. Handlers then read the body kept here.
     """
     length = request.content_length
     if length is not None and length > request.client_max_size:
         raise errors.PayloadTooLarge(request.client_max_size)
+
+    if request.body_exists:
+        timeout = request.app[SETTINGS].body_timeout
+        try:
+            await asyncio.wait_for(request.read(), timeout)
+        except web.HTTPRequestEntityTooLarge:
+            raise errors.PayloadTooLarge(request.client_max_size) from None
+        except TimeoutError:
+            raise errors.RequestTimeout(timeout) from None
     return await handler(request)
 
 

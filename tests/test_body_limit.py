@@ -1,6 +1,9 @@
 """A request body over the limit answers 413 in the contract's shape and changes nothing,
 whether it announces its length or comes chunked, before the server has read it all."""
 
+import asyncio
+import contextlib
+
 import attrs
 import pytest
 
@@ -129,3 +132,66 @@ async def test_limit_comes_from_the_settings(aiohttp_client, settings, db, owner
 
     assert response.status == 413, await response.text()
     assert await response.json() == {"detail": "The request body is larger than 2048 bytes."}
+
+
+@contextlib.asynccontextmanager
+async def stalled_patches(port: int, path: str, authorization: str, count: int):
+    """``count`` PATCHes that announce 40 bytes of body, send 10, and send no more."""
+    head = _head(
+        "PATCH",
+        path,
+        f"Authorization: {authorization}",
+        "Content-Type: application/json",
+        "Content-Length: 40",
+    )
+    writers = []
+    try:
+        for _ in range(count):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode("latin-1") + b"\r\n\r\n" + b'{"alert_o')
+            await writer.drain()
+            writers.append(writer)
+        await asyncio.sleep(0.3)  # Let the server take each as far as it goes.
+        yield
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+async def test_patches_whose_bodies_stall_hold_no_connection(
+    aiohttp_client, settings, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    small = attrs.evolve(
+        settings, pool_max_size=2, long_request_connections=1, acquire_timeout=1.0
+    )
+    client = await aiohttp_client(create_app(small))
+    path = f"/api/v1/prints/{print_id}/"
+
+    async with stalled_patches(client.port, path, headers["Authorization"], 4):
+        response = await client.patch(path, json={"alert_overwrite": "FAILED"}, headers=headers)
+
+    assert response.status == 200, await response.text()
+    assert (await response.json())["alert_overwrite"] == "FAILED"
+
+
+async def test_body_that_does_not_arrive_in_time_answers_408_and_changes_nothing(
+    aiohttp_client, settings, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    client = await aiohttp_client(create_app(attrs.evolve(settings, body_timeout=0.5)))
+    head = _head(
+        "PATCH",
+        f"/api/v1/prints/{print_id}/",
+        f"Authorization: {headers['Authorization']}",
+        "Content-Type: application/json",
+        "Content-Length: 40",
+    )
+
+    response = await exchange(client.port, head, b'{"alert_overwrite": "FAI')
+
+    assert response.status == 408, response.body
+    assert response.json() == {"detail": "The request body did not arrive within 0.5 seconds."}
+    assert await db.fetchval("SELECT alert_overwrite FROM prints WHERE id = $1", print_id) is None
