@@ -142,7 +142,9 @@ class Lease:
                 self._connection = await self._pool.acquire(timeout=remaining)
             except BaseException as error:
                 self._give_back_long_request_share()
-                if isinstance(error, CONNECTION_FAILURES):
+                # The server refusing a new connection (its database dropped, the role or
+                # password no longer valid) is an outage for this request, like no answer.
+                if isinstance(error, (*CONNECTION_FAILURES, asyncpg.PostgresError)):
                     reason = str(error) or type(error).__name__
                     raise DatabaseUnavailableError(reason) from error
                 raise

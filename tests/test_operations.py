@@ -202,3 +202,21 @@ async def test_metrics_of_two_workers_add_up_whichever_answers(printapi, factory
         assert stop(server) == 0, output(server)
 
     assert list((printapi.var_dir / "run").glob("metrics-*")) == []
+
+
+async def test_a_dropped_database_answers_503_not_500(aiohttp_client, settings, server_url, owner):
+    _, headers = owner
+    name = f"printapi_dropped_{uuid.uuid4().hex[:12]}"
+    await admin(server_url, f'CREATE DATABASE "{name}"')
+    url = str(URL(server_url).with_path(f"/{name}").with_query(URL(server_url).query))
+    client = await aiohttp_client(create_app(attrs.evolve(settings, database_url=url)))
+    await admin(server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+    answers = [await client.get(path, headers=headers) for path in ("/readyz", PRINTS)]
+
+    assert [answer.status for answer in answers] == [503, 503]
+    assert [await answer.json() for answer in answers] == [
+        {"detail": "The database cannot be reached right now; try again shortly."}
+    ] * 2
+    found = await scrape(client)
+    assert found[("printapi_db_errors_total", ("kind", "unreachable"))] == 2
