@@ -23,17 +23,24 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request, response, time: float) -> None:
-        resource = getattr(request.match_info.route, "resource", None)
+        # A request that aiohttp's parser refused never reached the router: it has no route,
+        # no app and so no trusted proxies; its client is the peer.
+        try:
+            resource = getattr(request.match_info.route, "resource", None)
+            address = client(request).address
+        except (AssertionError, AttributeError):  # aiohttp asserts that match_info is set.
+            resource, address = None, request.remote
         self.logger.info(
             "method=%s path=%s status=%d ms=%.1f user=%s request=%s route=%s client=%s",
             request.method,
-            request.path,
+            # Still percent-encoded: a decoded path could carry a line break into the log.
+            request.rel_url.raw_path,
             response.status,
             time * 1000,
             request.get(USER_ID, "-"),
             request.get(REQUEST_ID, "-"),
             resource.canonical if resource is not None else "-",
-            client(request).address or "unix",
+            address or "unix",
         )
 
 

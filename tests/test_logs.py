@@ -137,3 +137,49 @@ async def test_no_secret_reaches_the_log_even_at_debug(printapi, factory, owner)
     assert " DEBUG " in log  # The level took effect: the check below is not vacuous.
     for secret in (token, "correct horse", "wrong battery", cookie, bad["Authorization"][7:]):
         assert secret not in log, secret
+
+
+async def test_a_line_break_in_the_path_stays_encoded_in_its_one_line(logged_client, caplog):
+    forged = "2026-12-04 INFO aiohttp.access: method=PATCH status=200 user=2"
+
+    response = await logged_client.get(f"/nothing%0a{forged.replace(' ', '%20')}")
+
+    assert response.status == 404
+    [line] = await _lines(caplog)
+    assert "\n" not in line
+    assert line.startswith("method=GET path=/nothing%0A2026-12-04%20INFO%20aiohttp.access:")
+
+
+async def test_request_id_with_spaces_is_replaced_so_it_cannot_add_fields(logged_client, caplog):
+    response = await logged_client.get(
+        "/api/v1/prints/", headers={"X-Request-ID": "x status=200 user=7"}
+    )
+
+    assert response.status == 401
+    made = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), made
+    [line] = await _lines(caplog)
+    assert f" request={made} " in line
+    assert line.count("status=") == 1 and line.count("user=") == 1
+
+
+async def test_request_refused_by_the_parser_is_logged_without_an_error(printapi):  # noqa: F811
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, f"http://127.0.0.1:{port}/healthz")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        headers = "".join(f"X-Filler-{n}: {n}\r\n" for n in range(70))
+        writer.write(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        await asyncio.sleep(0.2)  # The access line is written once the answer has gone out.
+        assert stop(server) == 0
+        log = output(server)
+
+    assert status_line == b"HTTP/1.0 400 Bad Request\r\n"
+    assert "Unhandled exception" not in log
+    [line] = [line for line in log.splitlines() if " status=400 " in line]
+    assert " route=- client=127.0.0.1" in line
