@@ -9,6 +9,7 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from service.changes import ChangeFeed
+from service.cors import preflight_middleware, send_cors_headers
 from service.db import StatementCounter, create_pool
 from service.handlers import LoginView, LogoutView, OpenAPIView, PrintsView, PrintView
 from service.health import HealthView, ReadyView
@@ -75,6 +76,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
         middlewares=[
             metrics_middleware,
             error_middleware,
+            preflight_middleware,
             body_limit_middleware,
             session_middleware(storage),
             connection_middleware,
@@ -109,6 +111,7 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
 
     app.on_response_prepare.append(send_request_id)
     app.on_response_prepare.append(send_security_headers)
+    app.on_response_prepare.append(send_cors_headers)
     app.cleanup_ctx.append(_pool_context)
     app.cleanup_ctx.append(pool_readings)
     return app
