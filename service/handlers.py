@@ -152,7 +152,9 @@ class PrintsView(web.View):
         """
         data = self.request[DATA]
         rows = await data.fetch(query_name, *args, 0, STREAM_BATCH)
-        response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json; charset=utf-8", **headers}
+        )
         await response.prepare(self.request)
 
         # XXX: an error past this point can only cut the connection, not send a status.

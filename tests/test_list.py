@@ -770,6 +770,17 @@ async def test_unsorted_list_spanning_stream_batches_holds_every_print_once(
     assert listed == made
 
 
+@pytest.mark.parametrize("query", ["", "?sorting=date_desc&limit=2"])
+async def test_list_says_its_json_is_utf8_streamed_or_not(client, factory, owner, query):
+    user_id, headers = owner
+    await factory.print(user_id, filename="pièce.gcode")
+
+    response = await client.get(LIST + query, headers=headers)
+
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
 async def test_unsorted_need_print_shot_feedback_spanning_batches_holds_every_match_once(
     client, db, factory, owner
 ):
