@@ -567,6 +567,51 @@ async def test_revoke_unknown_token_exits_1(printapi, db, owner):
     assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
 
 
+# settings
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "message"),
+    [
+        (
+            ("migrate",),
+            "DATABASE_URL",
+            "mysql://printapi@db.internal/printapi",
+            "DATABASE_URL must be a postgresql:// or postgres:// URL, not a mysql:// URL",
+        ),
+        (
+            ("serve", "--port", "0"),
+            "PRINTAPI_STATEMENT_TIMEOUT",
+            "nan",
+            "PRINTAPI_STATEMENT_TIMEOUT must be a finite number of seconds, not 'nan'",
+        ),
+        (
+            ("export",),
+            "PRINTAPI_POOL_MIN_SIZE",
+            "20",
+            "PRINTAPI_POOL_MIN_SIZE must be at most PRINTAPI_POOL_MAX_SIZE (10), not 20",
+        ),
+        (
+            ("create-user", "owner@example.com"),
+            "PRINTAPI_TRUSTED_ORIGINS",
+            "https://app.example/dashboard",
+            "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+            "not 'https://app.example/dashboard'",
+        ),
+    ],
+)
+async def test_command_with_a_bad_setting_exits_1_with_one_line_naming_it(
+    printapi, command, variable, value, message
+):
+    printapi.extra_env[variable] = value
+
+    result = printapi.run(*command)
+
+    assert result.returncode == 1
+    assert result.stderr == f"printapi {command[0]}: {message}\n"
+    assert result.stdout == ""
+
+
 # import
 
 
