@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import json
 import logging
 import os
 import shlex
@@ -20,6 +19,7 @@ from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, t
 from service.logs import BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
 from service.openapi import ApiDocumentError
+from service.params import JsonTextError, loads_strict
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, inherited_socket, serve
@@ -190,15 +190,19 @@ def cmd_revoke_token(settings: Settings, args) -> None:
 def cmd_import(settings: Settings, args) -> None:
     try:
         if args.file == "-":
-            document = json.loads(_read_all(sys.stdin.buffer, None))
+            raw = _read_all(sys.stdin.buffer, None)
         else:
             with open(args.file, "rb") as file:
                 status = os.fstat(file.fileno())
                 size = status.st_size if stat.S_ISREG(status.st_mode) else None
-                document = json.loads(_read_all(file, size))
+                raw = _read_all(file, size)
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
-    except (ValueError, RecursionError) as error:
+
+    # Read as strictly as a request body: a name given twice would import one of two ids.
+    try:
+        document = loads_strict(raw)
+    except JsonTextError as error:
         raise CommandError(f"{args.file} is not valid JSON: {error}") from None
 
     async def work(connection, queries):

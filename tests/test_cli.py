@@ -737,6 +737,59 @@ async def test_import_with_malformed_timestamp_exits_1_naming_field(printapi, db
     assert await count_rows(db) == dict.fromkeys(TABLES, 0)
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            json.dumps(EXAMPLE).replace('"id": 1201,', '"id": 1201, "id": 1202,'),
+            'the name "id" is given twice in one object',
+            id="name-twice",
+        ),
+        pytest.param(
+            json.dumps(example(id=float("nan"))),
+            "NaN is not JSON",
+            id="nan",
+        ),
+        pytest.param(
+            json.dumps(example(id=float("inf"))),
+            "Infinity is not JSON",
+            id="infinity",
+        ),
+    ],
+)
+async def test_import_of_text_that_is_not_strict_json_exits_1_naming_the_problem(
+    printapi, db, text, problem
+):
+    result = printapi.run("import", "-", stdin=text)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"printapi import: - is not valid JSON: {problem}\n"
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "problem"),
+    [
+        ("utf-8-sig", "it begins with a byte order mark"),
+        ("utf-16", "it holds a NUL byte, as UTF-16 and UTF-32 text do"),
+        ("latin-1", "byte 61 is not UTF-8"),
+    ],
+)
+async def test_import_of_a_file_not_in_utf8_exits_1_naming_the_problem(
+    printapi, db, tmp_path, encoding, problem
+):
+    path = tmp_path / "document.json"
+    path.write_bytes(
+        json.dumps(EXAMPLE, ensure_ascii=False).replace("optional", "optionél").encode(encoding)
+    )
+
+    result = printapi.run("import", str(path))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"printapi import: {path} is not valid JSON: {problem}\n"
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
 async def test_rows_created_after_import_get_ids_above_imported_ones(
     printapi, db, factory, tmp_path
 ):
