@@ -177,9 +177,23 @@ def cmd_create_token(settings: Settings, args) -> None:
     _run(settings, work)
 
 
+def _read_token() -> str:
+    """The token on the first line of standard input: a secret on the command line would
+    show in ``ps`` and in the shell's history."""
+    try:
+        token = sys.stdin.buffer.readline().decode("utf-8").strip()
+    except UnicodeError:
+        raise CommandError("the token on standard input is not valid UTF-8") from None
+    if not token:
+        raise CommandError("no token on standard input")
+    return token
+
+
 def cmd_revoke_token(settings: Settings, args) -> None:
+    token = _read_token() if args.token == "-" else args.token
+
     async def work(connection, queries):
-        revoked_at = await connection.fetchval(queries.revoke_token.text, token_digest(args.token))
+        revoked_at = await connection.fetchval(queries.revoke_token.text, token_digest(token))
         if revoked_at is None:
             raise CommandError("no such token")
         print(f"revoked (since {revoked_at.isoformat()})", file=sys.stderr)
@@ -371,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.set_defaults(run=cmd_create_token)
 
     command = commands.add_parser("revoke-token", help="revoke an API token")
-    command.add_argument("token")
+    command.add_argument("token", help="the token, or - to read it from stdin (kept out of ps)")
     command.set_defaults(run=cmd_revoke_token)
 
     command = commands.add_parser("import", help="load users, printers, prints and feedbacks")

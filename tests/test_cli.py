@@ -559,12 +559,48 @@ async def test_revoke_token_makes_it_answer_401(printapi, client, db, owner):
     assert response.status == 401, await response.text()
 
 
+async def test_revoke_token_read_from_stdin_makes_it_answer_401(printapi, client, db, owner):
+    _, headers = owner
+    token = headers["Authorization"].split()[1]
+
+    result = printapi.run("revoke-token", "-", stdin=f"{token}\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("revoked (since ")
+    response = await client.get("/api/v1/prints/", headers=headers)
+    assert response.status == 401, await response.text()
+
+
+async def test_revoke_token_with_empty_stdin_exits_1_and_revokes_nothing(printapi, db, owner):
+    result = printapi.run("revoke-token", "-", stdin="")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi revoke-token: no token on standard input\n"
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+
+
 async def test_revoke_unknown_token_exits_1(printapi, db, owner):
     result = printapi.run("revoke-token", "0" * 40)
 
     assert result.returncode == 1, result.stderr
     assert result.stderr == "printapi revoke-token: no such token\n"
     assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+
+
+# the command line itself
+
+
+async def test_command_line_argparse_cannot_read_prints_usage_and_one_error_line_exit_2(
+    printapi,
+):
+    result = printapi.run("serve", "--port", "eighty")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: printapi serve [-h] ")
+    assert result.stderr.endswith(
+        "\nprintapi serve: error: argument --port: invalid int value: 'eighty'\n"
+    )
+    assert result.stdout == ""
 
 
 # settings
