@@ -61,8 +61,8 @@ lint: install
 
 .PHONY: format
 format: install
-	$(RUFF) check --fix service tests
-	$(RUFF) format service tests
+	$(RUFF) check --fix service tests bench
+	$(RUFF) format service tests bench
 
 # nginx and PgBouncer, which the deployment tests run in front of and behind the service.
 # Debian's packages; without them those tests are skipped, except in CI, which calls this.

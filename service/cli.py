@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import json
 import logging
 import os
 import shlex
@@ -20,6 +19,7 @@ from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, t
 from service.logs import BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
 from service.openapi import ApiDocumentError
+from service.params import JsonTextError, loads_strict
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
 from service.server import WorkerError, address, bind, inherited_socket, serve
@@ -177,9 +177,23 @@ def cmd_create_token(settings: Settings, args) -> None:
     _run(settings, work)
 
 
+def _read_token() -> str:
+    """The token on the first line of standard input: a secret on the command line would
+    show in ``ps`` and in the shell's history."""
+    try:
+        token = sys.stdin.buffer.readline().decode("utf-8").strip()
+    except UnicodeError:
+        raise CommandError("the token on standard input is not valid UTF-8") from None
+    if not token:
+        raise CommandError("no token on standard input")
+    return token
+
+
 def cmd_revoke_token(settings: Settings, args) -> None:
+    token = _read_token() if args.token == "-" else args.token
+
     async def work(connection, queries):
-        revoked_at = await connection.fetchval(queries.revoke_token.text, token_digest(args.token))
+        revoked_at = await connection.fetchval(queries.revoke_token.text, token_digest(token))
         if revoked_at is None:
             raise CommandError("no such token")
         print(f"revoked (since {revoked_at.isoformat()})", file=sys.stderr)
@@ -190,15 +204,19 @@ def cmd_revoke_token(settings: Settings, args) -> None:
 def cmd_import(settings: Settings, args) -> None:
     try:
         if args.file == "-":
-            document = json.loads(_read_all(sys.stdin.buffer, None))
+            raw = _read_all(sys.stdin.buffer, None)
         else:
             with open(args.file, "rb") as file:
                 status = os.fstat(file.fileno())
                 size = status.st_size if stat.S_ISREG(status.st_mode) else None
-                document = json.loads(_read_all(file, size))
+                raw = _read_all(file, size)
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
-    except (ValueError, RecursionError) as error:
+
+    # Read as strictly as a request body: a name given twice would import one of two ids.
+    try:
+        document = loads_strict(raw)
+    except JsonTextError as error:
         raise CommandError(f"{args.file} is not valid JSON: {error}") from None
 
     async def work(connection, queries):
@@ -367,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.set_defaults(run=cmd_create_token)
 
     command = commands.add_parser("revoke-token", help="revoke an API token")
-    command.add_argument("token")
+    command.add_argument("token", help="the token, or - to read it from stdin (kept out of ps)")
     command.set_defaults(run=cmd_revoke_token)
 
     command = commands.add_parser("import", help="load users, printers, prints and feedbacks")

@@ -42,9 +42,13 @@ class NotFound(web.HTTPNotFound):
 
 
 class UnsupportedMediaType(web.HTTPUnsupportedMediaType):
-    def __init__(self, content_type: str | None) -> None:
+    """415 for a body that is not JSON, or JSON in a charset other than UTF-8."""
+
+    def __init__(self, content_type: str | None, charset: str | None = None) -> None:
         if content_type is None:
             detail = "The request has no Content-Type: send application/json."
+        elif charset is not None:
+            detail = f'Unsupported charset "{charset}": send application/json in UTF-8.'
         else:
             detail = f'Unsupported media type "{content_type}": send application/json.'
         super().__init__(**_json_body({"detail": detail}))

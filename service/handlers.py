@@ -93,11 +93,16 @@ async def data_version(request: web.Request) -> int:
 
 
 async def read_json(request: web.Request):
-    """The request body as JSON; 415 for another content type, 400 when it does not parse."""
+    """The request body as JSON; 415 for another content type or a charset other than
+    UTF-8, 400 when it is not strict JSON text."""
     if "Content-Type" not in request.headers:
         raise errors.UnsupportedMediaType(None)
     if request.content_type != "application/json":
         raise errors.UnsupportedMediaType(request.content_type)
+    # JSON has no charset parameter; one that says UTF-8 is harmless, any other is not JSON.
+    charset = request.charset
+    if charset is not None and charset.lower() != "utf-8":
+        raise errors.UnsupportedMediaType(request.content_type, charset)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:

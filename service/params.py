@@ -4,6 +4,7 @@ Every problem found is collected under the name of the parameter or field at fau
 400 tells the client everything that is wrong at once.
 """
 
+import codecs
 import enum
 import json
 
@@ -130,22 +131,60 @@ def _not_a_json_number(text: str):
     raise ValueError(f"{text} is not JSON")
 
 
-def parse_json_body(raw: bytes):
-    """The JSON value of a request body; raises BadRequest when it is not strict JSON.
+class JsonTextError(ValueError):
+    """Bytes that are not strict JSON text; the message says why, for a person to read."""
 
-    Python's parser takes NaN and Infinity, which JSON has not, and keeps the last of a
-    name given twice in one object, where other parsers keep the first: such a body has no
-    one meaning, so it is refused rather than guessed at.
+    def __init__(self, reason: str, *, repeated_name: str | None = None, encoding: bool = False):
+        super().__init__(reason)
+        self.repeated_name = repeated_name
+        self.encoding = encoding
+
+
+def loads_strict(raw: bytes | bytearray):
+    """The JSON value of ``raw``; raises JsonTextError when it is not strict JSON text.
+
+    RFC 8259 text is UTF-8 with no byte order mark. Python's parser would guess UTF-16 or
+    UTF-32 from the first bytes, skip a mark, take NaN and Infinity, and keep the last of a
+    name given twice where other parsers keep the first: text that other readers would read
+    otherwise, or not at all, is refused rather than guessed at.
     """
+    if raw.startswith(codecs.BOM_UTF8):
+        raise JsonTextError("it begins with a byte order mark", encoding=True)
+    # A NUL byte is nowhere in JSON written in UTF-8, and in every ASCII character of UTF-16.
+    if b"\x00" in raw:
+        raise JsonTextError("it holds a NUL byte, as UTF-16 and UTF-32 text do", encoding=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise JsonTextError(f"byte {error.start} is not UTF-8", encoding=True) from None
+
     try:
         return json.loads(
-            raw, object_pairs_hook=_object_refusing_repeats, parse_constant=_not_a_json_number
+            text, object_pairs_hook=_object_refusing_repeats, parse_constant=_not_a_json_number
         )
     except _NameGivenTwice as error:
-        message = f"The name {_show(error.name)} is given twice in one object."
+        name = _show(error.name)
+        raise JsonTextError(
+            f"the name {name} is given twice in one object", repeated_name=name
+        ) from None
+    except RecursionError:
+        raise JsonTextError("it is nested too deeply") from None
+    except ValueError as error:
+        raise JsonTextError(str(error)) from None
+
+
+def parse_json_body(raw: bytes):
+    """The JSON value of a request body; raises BadRequest when it is not strict JSON text."""
+    try:
+        return loads_strict(raw)
+    except JsonTextError as error:
+        if error.repeated_name is not None:
+            message = f"The name {error.repeated_name} is given twice in one object."
+        elif error.encoding:
+            message = "The body must be UTF-8, with no byte order mark."
+        else:
+            message = "The body is not valid JSON."
         raise BadRequest({"non_field_errors": [message]}) from None
-    except (ValueError, RecursionError):
-        raise BadRequest({"non_field_errors": ["The body is not valid JSON."]}) from None
 
 
 _UNSET = object()

@@ -2,12 +2,17 @@
 
 import base64
 import contextlib
+import inspect
 import ipaddress
+import math
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import attrs
+from asyncpg import connect_utils
 
 from service import PROJECT_ROOT
 
@@ -29,7 +34,11 @@ def _int(environ, name: str, default: int, minimum: int) -> int:
     return value
 
 
-def _float(environ, name: str, default: float) -> float:
+#: The longest timeout PostgreSQL takes, in seconds: it keeps them as int milliseconds.
+MAX_POSTGRES_TIMEOUT = (2**31 - 1) / 1000
+
+
+def _float(environ, name: str, default: float, maximum: float = math.inf) -> float:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -37,8 +46,12 @@ def _float(environ, name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number of seconds, not {raw!r}")
     if value <= 0:
         raise SettingsError(f"{name} must be more than 0, not {value}")
+    if value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -130,23 +143,24 @@ class Settings:
     def from_environ(cls, environ=os.environ) -> "Settings":
         """Reads the settings; raises SettingsError naming the variable that is wrong."""
         key = environ.get("PRINTAPI_SECRET_KEY") or None
-        origins = environ.get("PRINTAPI_TRUSTED_ORIGINS", "")
-        return cls(
-            database_url=environ.get("DATABASE_URL") or None,
+        settings = cls(
+            database_url=_database_url(environ),
             var_dir=Path(environ.get("PRINTAPI_VAR_DIR") or PROJECT_ROOT / "var"),
             host=environ.get("PRINTAPI_HOST") or "127.0.0.1",
             port=_int(environ, "PRINTAPI_PORT", 8080, 0),
             secret_key=_decode_key(key, "PRINTAPI_SECRET_KEY") if key else None,
-            pool_min_size=_int(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0),
+            pool_min_size=_pool_min_size(environ),
             pool_max_size=_int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1),
             acquire_timeout=_float(environ, "PRINTAPI_ACQUIRE_TIMEOUT", 5.0),
-            statement_timeout=_float(environ, "PRINTAPI_STATEMENT_TIMEOUT", 30.0),
+            statement_timeout=_float(
+                environ, "PRINTAPI_STATEMENT_TIMEOUT", 30.0, MAX_POSTGRES_TIMEOUT
+            ),
             shutdown_timeout=_float(environ, "PRINTAPI_SHUTDOWN_TIMEOUT", 10.0),
-            lock_timeout=_float(environ, "PRINTAPI_LOCK_TIMEOUT", 5.0),
+            lock_timeout=_float(environ, "PRINTAPI_LOCK_TIMEOUT", 5.0, MAX_POSTGRES_TIMEOUT),
             long_request_connections=_long_request_connections(environ),
             session_max_age=_int(environ, "PRINTAPI_SESSION_MAX_AGE", 14 * 24 * 3600, 60),
             cookie_secure=_bool(environ, "PRINTAPI_COOKIE_SECURE", False),
-            trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            trusted_origins=_trusted_origins(environ.get("PRINTAPI_TRUSTED_ORIGINS", "")),
             trusted_proxies=TrustedProxies.parse(environ.get("PRINTAPI_TRUSTED_PROXIES", "")),
             log_level=_log_level(environ),
             max_body_bytes=_int(environ, "PRINTAPI_MAX_BODY_BYTES", 64 * 1024, 1024),
@@ -160,6 +174,14 @@ class Settings:
                 environ, "PRINTAPI_LOGIN_FAILURES_PER_ADDRESS", 100, 0
             ),
         )
+
+        # A lock wait cut by the statement timeout would answer "too slow" for "locked".
+        if settings.lock_timeout >= settings.statement_timeout:
+            raise SettingsError(
+                "PRINTAPI_LOCK_TIMEOUT must be below PRINTAPI_STATEMENT_TIMEOUT"
+                f" ({settings.statement_timeout}), not {settings.lock_timeout}"
+            )
+        return settings
 
     @property
     def long_request_limit(self) -> int:
@@ -209,6 +231,101 @@ def _write_new_key(path: Path) -> None:
         os.unlink(draft)
 
 
+def _database_url(environ) -> str | None:
+    """DATABASE_URL, once asyncpg has read it as a connect would: a URL it cannot use
+    fails here, in one line, rather than as a traceback when the first connection opens.
+
+    The URL may hold a password, so no message shows more of it than its scheme.
+    """
+    url = environ.get("DATABASE_URL") or None
+    if url is None:
+        return None
+
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in ("postgresql", "postgres"):
+        shown = f"a {scheme}:// URL" if separator and scheme.isascii() else "something else"
+        raise SettingsError(
+            f"DATABASE_URL must be a postgresql:// or postgres:// URL, not {shown}"
+        )
+
+    problem = _dsn_problem(url)
+    if problem is not None:
+        raise SettingsError(f"DATABASE_URL cannot be used: {problem}")
+    return url
+
+
+def _dsn_problem(url: str) -> str | None:
+    """What keeps asyncpg from connecting with ``url``, as its own parser says, or None."""
+    # The parser is asyncpg's own, not public: the arguments it has are passed as a connect
+    # without other arguments would pass them.
+    parse = connect_utils._parse_connect_dsn_and_args
+    arguments = {name: None for name in inspect.signature(parse).parameters}
+    try:
+        addresses = parse(**{**arguments, "dsn": url})[0]
+    except (asyncpg.ClientConfigurationError, ValueError, UnicodeError) as error:
+        return str(error)
+
+    for address in addresses:
+        if isinstance(address, tuple) and not 1 <= address[1] <= 65535:
+            return f"the port must be from 1 to 65535, not {address[1]}"
+    return None
+
+
+def _pool_min_size(environ) -> int:
+    pool_max_size = _int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1)
+    value = _int(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0)
+    if value > pool_max_size:
+        raise SettingsError(
+            f"PRINTAPI_POOL_MIN_SIZE must be at most PRINTAPI_POOL_MAX_SIZE ({pool_max_size}),"
+            f" not {value}"
+        )
+    return value
+
+
+#: The port a browser leaves out of an Origin for each scheme.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _trusted_origins(text: str) -> tuple[str, ...]:
+    """The origins in "https://a.example, http://b.example:8000", written as a browser
+    writes an Origin header, so that comparing them to one is comparing strings."""
+    origins = []
+    for entry in (part.strip() for part in text.split(",")):
+        if entry:
+            origins.append(_origin(entry))
+    return tuple(origins)
+
+
+def _origin(entry: str) -> str:
+    refusal = SettingsError(
+        "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+        f"not {entry!r}"
+    )
+    try:
+        parts = urlsplit(entry.removesuffix("/"))
+        port = parts.port
+    except ValueError:
+        raise refusal from None
+    if (
+        not parts.scheme
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or "?" in entry
+        or "#" in entry
+        or not entry.isascii()
+    ):
+        raise refusal
+
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
 def _long_request_connections(environ) -> int | None:
     if not environ.get("PRINTAPI_LONG_REQUEST_CONNECTIONS"):
         return None
@@ -239,6 +356,7 @@ def _decode_key(encoded: str, source: str) -> bytes:
     if len(key) != 32:
         raise SettingsError(
             f"{source} must hold 32 bytes in URL-safe base64, as made by: "
-            "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)))'"
+            "python3 -c 'import base64, os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
         )
     return key

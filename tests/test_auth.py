@@ -1,5 +1,7 @@
 """Authentication: API tokens, the session cookie, and the refusal of cross-site changes."""
 
+import json
+
 import attrs
 import pytest
 
@@ -211,6 +213,32 @@ async def test_login_with_form_body_answers_415(client, owner):
     assert await response.json() == {
         "detail": 'Unsupported media type "application/x-www-form-urlencoded": '
         "send application/json."
+    }
+    assert SESSION_COOKIE not in response.cookies
+
+
+async def test_login_with_utf16_body_answers_400_and_sets_no_cookie(client, owner):
+    body = json.dumps({"email": "owner@example.com", "password": PASSWORD}).encode("utf-16")
+
+    response = await client.post(LOGIN, data=body, headers={"Content-Type": "application/json"})
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "non_field_errors": ["The body must be UTF-8, with no byte order mark."]
+    }
+    assert SESSION_COOKIE not in response.cookies
+
+
+async def test_login_with_charset_latin1_answers_415_and_sets_no_cookie(client, owner):
+    body = json.dumps({"email": "owner@example.com", "password": PASSWORD}).encode()
+
+    response = await client.post(
+        LOGIN, data=body, headers={"Content-Type": "application/json; charset=iso-8859-1"}
+    )
+
+    assert response.status == 415, await response.text()
+    assert await response.json() == {
+        "detail": 'Unsupported charset "iso-8859-1": send application/json in UTF-8.'
     }
     assert SESSION_COOKIE not in response.cookies
 

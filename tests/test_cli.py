@@ -559,12 +559,93 @@ async def test_revoke_token_makes_it_answer_401(printapi, client, db, owner):
     assert response.status == 401, await response.text()
 
 
+async def test_revoke_token_read_from_stdin_makes_it_answer_401(printapi, client, db, owner):
+    _, headers = owner
+    token = headers["Authorization"].split()[1]
+
+    result = printapi.run("revoke-token", "-", stdin=f"{token}\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("revoked (since ")
+    response = await client.get("/api/v1/prints/", headers=headers)
+    assert response.status == 401, await response.text()
+
+
+async def test_revoke_token_with_empty_stdin_exits_1_and_revokes_nothing(printapi, db, owner):
+    result = printapi.run("revoke-token", "-", stdin="")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "printapi revoke-token: no token on standard input\n"
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+
+
 async def test_revoke_unknown_token_exits_1(printapi, db, owner):
     result = printapi.run("revoke-token", "0" * 40)
 
     assert result.returncode == 1, result.stderr
     assert result.stderr == "printapi revoke-token: no such token\n"
     assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 1
+
+
+# the command line itself
+
+
+async def test_command_line_argparse_cannot_read_prints_usage_and_one_error_line_exit_2(
+    printapi,
+):
+    result = printapi.run("serve", "--port", "eighty")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: printapi serve [-h] ")
+    assert result.stderr.endswith(
+        "\nprintapi serve: error: argument --port: invalid int value: 'eighty'\n"
+    )
+    assert result.stdout == ""
+
+
+# settings
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "message"),
+    [
+        (
+            ("migrate",),
+            "DATABASE_URL",
+            "mysql://printapi@db.internal/printapi",
+            "DATABASE_URL must be a postgresql:// or postgres:// URL, not a mysql:// URL",
+        ),
+        (
+            ("serve", "--port", "0"),
+            "PRINTAPI_STATEMENT_TIMEOUT",
+            "nan",
+            "PRINTAPI_STATEMENT_TIMEOUT must be a finite number of seconds, not 'nan'",
+        ),
+        (
+            ("export",),
+            "PRINTAPI_POOL_MIN_SIZE",
+            "20",
+            "PRINTAPI_POOL_MIN_SIZE must be at most PRINTAPI_POOL_MAX_SIZE (10), not 20",
+        ),
+        (
+            ("create-user", "owner@example.com"),
+            "PRINTAPI_TRUSTED_ORIGINS",
+            "https://app.example/dashboard",
+            "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+            "not 'https://app.example/dashboard'",
+        ),
+    ],
+)
+async def test_command_with_a_bad_setting_exits_1_with_one_line_naming_it(
+    printapi, command, variable, value, message
+):
+    printapi.extra_env[variable] = value
+
+    result = printapi.run(*command)
+
+    assert result.returncode == 1
+    assert result.stderr == f"printapi {command[0]}: {message}\n"
+    assert result.stdout == ""
 
 
 # import
@@ -689,6 +770,59 @@ async def test_import_with_malformed_timestamp_exits_1_naming_field(printapi, db
         "printapi import: users[0].prints[0] (print 1201).finished_at: "
         f"must be an RFC 3339 timestamp with a zone, not {value!r}\n"
     )
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            json.dumps(EXAMPLE).replace('"id": 1201,', '"id": 1201, "id": 1202,'),
+            'the name "id" is given twice in one object',
+            id="name-twice",
+        ),
+        pytest.param(
+            json.dumps(example(id=float("nan"))),
+            "NaN is not JSON",
+            id="nan",
+        ),
+        pytest.param(
+            json.dumps(example(id=float("inf"))),
+            "Infinity is not JSON",
+            id="infinity",
+        ),
+    ],
+)
+async def test_import_of_text_that_is_not_strict_json_exits_1_naming_the_problem(
+    printapi, db, text, problem
+):
+    result = printapi.run("import", "-", stdin=text)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"printapi import: - is not valid JSON: {problem}\n"
+    assert await count_rows(db) == dict.fromkeys(TABLES, 0)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "problem"),
+    [
+        ("utf-8-sig", "it begins with a byte order mark"),
+        ("utf-16", "it holds a NUL byte, as UTF-16 and UTF-32 text do"),
+        ("latin-1", "byte 61 is not UTF-8"),
+    ],
+)
+async def test_import_of_a_file_not_in_utf8_exits_1_naming_the_problem(
+    printapi, db, tmp_path, encoding, problem
+):
+    path = tmp_path / "document.json"
+    path.write_bytes(
+        json.dumps(EXAMPLE, ensure_ascii=False).replace("optional", "optionél").encode(encoding)
+    )
+
+    result = printapi.run("import", str(path))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"printapi import: {path} is not valid JSON: {problem}\n"
     assert await count_rows(db) == dict.fromkeys(TABLES, 0)
 
 

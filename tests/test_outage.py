@@ -60,6 +60,7 @@ class OutageCli(Cli):
             **super().env(database_url),
             "PRINTAPI_ACQUIRE_TIMEOUT": str(ACQUIRE_TIMEOUT),
             "PRINTAPI_STATEMENT_TIMEOUT": str(STATEMENT_TIMEOUT),
+            "PRINTAPI_LOCK_TIMEOUT": str(STATEMENT_TIMEOUT / 2),
             "PRINTAPI_POOL_MAX_SIZE": "4",
             "PRINTAPI_LOG_LEVEL": "INFO",
         }

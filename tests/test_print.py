@@ -989,7 +989,6 @@ async def test_patch_body_not_object_returns_400(client, db, owner, own_print, t
         pytest.param(b"{", id="truncated"),
         pytest.param(b"{'alert_overwrite': 'FAILED'}", id="single-quotes"),
         pytest.param(b'{"alert_overwrite": "FAILED",}', id="trailing-comma"),
-        pytest.param(b'{"alert_overwrite": "\xff"}', id="not-utf-8"),
         pytest.param(b"[" * 30_000 + b"]" * 30_000, id="deeply-nested"),
     ],
 )
@@ -1004,6 +1003,68 @@ async def test_patch_invalid_json_returns_400(client, db, owner, own_print, data
     assert await response.json() == {"non_field_errors": ["The body is not valid JSON."]}
 
     assert (await print_row(db, own_print))["alert_overwrite"] is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'{"alert_overwrite": "\xff"}', id="not-utf-8"),
+        pytest.param('{"alert_overwrite": "FAILED"}'.encode("utf-16"), id="utf-16-with-mark"),
+        pytest.param('{"alert_overwrite": "FAILED"}'.encode("utf-16-be"), id="utf-16-be"),
+        pytest.param('{"alert_overwrite": "FAILED"}'.encode("utf-32"), id="utf-32"),
+        pytest.param('{"alert_overwrite": "FAILED"}'.encode("utf-8-sig"), id="utf-8-mark"),
+    ],
+)
+async def test_patch_body_not_utf8_without_mark_returns_400_and_changes_nothing(
+    client, db, owner, own_print, data
+):
+    _, headers = owner
+
+    response = await client.patch(
+        url(own_print), data=data, headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert response.status == 400, await response.text()
+    assert await response.json() == {
+        "non_field_errors": ["The body must be UTF-8, with no byte order mark."]
+    }
+
+    assert (await print_row(db, own_print))["alert_overwrite"] is None
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "ISO-8859-1", ""])
+async def test_patch_with_charset_other_than_utf8_returns_415_and_changes_nothing(
+    client, db, owner, own_print, charset
+):
+    _, headers = owner
+    content_type = f'application/json; charset="{charset}"'
+
+    response = await client.patch(
+        url(own_print),
+        data=b'{"alert_overwrite": "FAILED"}',
+        headers={**headers, "Content-Type": content_type},
+    )
+
+    assert response.status == 415, await response.text()
+    assert await response.json() == {
+        "detail": f'Unsupported charset "{charset}": send application/json in UTF-8.'
+    }
+
+    assert (await print_row(db, own_print))["alert_overwrite"] is None
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8"])
+async def test_patch_with_charset_utf8_applies_the_change(client, db, owner, own_print, charset):
+    _, headers = owner
+
+    response = await client.patch(
+        url(own_print),
+        data=b'{"alert_overwrite": "FAILED"}',
+        headers={**headers, "Content-Type": f"application/json; charset={charset}"},
+    )
+
+    assert response.status == 200, await response.text()
+    assert (await print_row(db, own_print))["alert_overwrite"] == "FAILED"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 import base64
 import multiprocessing
+import re
+import subprocess
 
 import pytest
 
@@ -51,6 +53,37 @@ def test_trusted_origins_are_split_on_commas_and_trimmed():
     assert settings.trusted_origins == ("https://a.example", "https://b.example")
 
 
+def test_trusted_origins_are_written_as_a_browser_writes_an_origin():
+    environ = {
+        "PRINTAPI_TRUSTED_ORIGINS": "https://a.example/,HTTPS://B.Example:443,http://[::1]:8000"
+    }
+
+    settings = Settings.from_environ(environ)
+
+    assert settings.trusted_origins == (
+        "https://a.example",
+        "https://b.example",
+        "http://[::1]:8000",
+    )
+
+
+def test_timeouts_may_reach_the_longest_postgresql_takes():
+    environ = {
+        "PRINTAPI_STATEMENT_TIMEOUT": "2147483.647",
+        "PRINTAPI_LOCK_TIMEOUT": "2147483.646",
+    }
+
+    settings = Settings.from_environ(environ)
+
+    assert (settings.statement_timeout, settings.lock_timeout) == (2147483.647, 2147483.646)
+
+
+def test_postgresql_url_with_several_hosts_is_taken():
+    url = "postgresql://printapi@db1.internal:5432,db2.internal:5433/printapi"
+
+    assert Settings.from_environ({"DATABASE_URL": url}).database_url == url
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -58,6 +91,79 @@ def test_trusted_origins_are_split_on_commas_and_trimmed():
         ("PRINTAPI_POOL_MAX_SIZE", "0", "PRINTAPI_POOL_MAX_SIZE must be at least 1, not 0"),
         ("PRINTAPI_ACQUIRE_TIMEOUT", "-1", "PRINTAPI_ACQUIRE_TIMEOUT must be more than 0"),
         ("PRINTAPI_LOCK_TIMEOUT", "0", "PRINTAPI_LOCK_TIMEOUT must be more than 0"),
+        (
+            "PRINTAPI_ACQUIRE_TIMEOUT",
+            "nan",
+            "PRINTAPI_ACQUIRE_TIMEOUT must be a finite number of seconds, not 'nan'",
+        ),
+        (
+            "PRINTAPI_SHUTDOWN_TIMEOUT",
+            "inf",
+            "PRINTAPI_SHUTDOWN_TIMEOUT must be a finite number of seconds, not 'inf'",
+        ),
+        (
+            "PRINTAPI_STATEMENT_TIMEOUT",
+            "-Infinity",
+            "PRINTAPI_STATEMENT_TIMEOUT must be a finite number of seconds, not '-Infinity'",
+        ),
+        (
+            "PRINTAPI_STATEMENT_TIMEOUT",
+            "1e7",
+            "PRINTAPI_STATEMENT_TIMEOUT must be at most 2147483.647, not 10000000.0",
+        ),
+        (
+            "PRINTAPI_LOCK_TIMEOUT",
+            "2147483.648",
+            "PRINTAPI_LOCK_TIMEOUT must be at most 2147483.647, not 2147483.648",
+        ),
+        (
+            "PRINTAPI_LOCK_TIMEOUT",
+            "30",
+            "PRINTAPI_LOCK_TIMEOUT must be below PRINTAPI_STATEMENT_TIMEOUT (30.0), not 30.0",
+        ),
+        (
+            "PRINTAPI_POOL_MIN_SIZE",
+            "11",
+            "PRINTAPI_POOL_MIN_SIZE must be at most PRINTAPI_POOL_MAX_SIZE (10), not 11",
+        ),
+        (
+            "DATABASE_URL",
+            "garbage",
+            "DATABASE_URL must be a postgresql:// or postgres:// URL, not something else",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://printapi:secret@db.internal/printapi",
+            "DATABASE_URL must be a postgresql:// or postgres:// URL, not a mysql:// URL",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://printapi@db.internal:99999/printapi",
+            "DATABASE_URL cannot be used: the port must be from 1 to 65535, not 99999",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://printapi@db.internal/printapi?sslmode=sometimes",
+            "DATABASE_URL cannot be used: `sslmode` parameter must be one of: disable,",
+        ),
+        (
+            "PRINTAPI_TRUSTED_ORIGINS",
+            "https://a.example, https://b.example/app",
+            "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+            "not 'https://b.example/app'",
+        ),
+        (
+            "PRINTAPI_TRUSTED_ORIGINS",
+            "b.example",
+            "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+            "not 'b.example'",
+        ),
+        (
+            "PRINTAPI_TRUSTED_ORIGINS",
+            "https://b.example?x=1",
+            "PRINTAPI_TRUSTED_ORIGINS must list origins, scheme://host[:port] with no path, "
+            "not 'https://b.example?x=1'",
+        ),
         (
             "PRINTAPI_LONG_REQUEST_CONNECTIONS",
             "11",
@@ -86,6 +192,7 @@ def test_bad_value_is_refused_naming_the_variable(name, value, message):
         Settings.from_environ({name: value})
 
     assert str(raised.value).startswith(message)
+    assert "secret" not in str(raised.value)
 
 
 def test_session_key_is_made_once_and_kept_in_var(tmp_path):
@@ -164,3 +271,16 @@ def test_secret_key_from_the_environment_wins_over_var(tmp_path):
 
     assert Settings.from_environ(environ).session_key() == key
     assert not (tmp_path / "secret.key").exists()
+
+
+def test_the_command_the_key_error_suggests_makes_a_key_that_is_taken():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_environ({"PRINTAPI_SECRET_KEY": "short"})
+    command = re.search(r"python3 -c '(.*)'$", str(raised.value)).group(1)
+
+    made = subprocess.run(
+        ["python3", "-c", command], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    settings = Settings.from_environ({"PRINTAPI_SECRET_KEY": made})
+    assert len(settings.session_key()) == 32
