@@ -46,10 +46,7 @@ def bind(settings: Settings, unix_path: str | None) -> socket.socket:
     directory, or a file that is not a socket already at ``unix_path``.
     """
     if unix_path:
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISSOCK(os.lstat(unix_path).st_mode):
-                raise FileExistsError(errno.EEXIST, "a file that is not a socket is there")
-            os.unlink(unix_path)  # A socket left behind by a server that stopped.
+        _remove_stale_socket_file(unix_path)
         family, target = socket.AF_UNIX, unix_path
     else:
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -67,6 +64,53 @@ def bind(settings: Settings, unix_path: str | None) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _remove_stale_socket_file(path: str) -> None:
+    """Removes a socket file that nothing listens on any more, as a killed server leaves one.
+
+    Raises OSError when a server accepts connections there: unlinking its file would leave it
+    running where no client can reach it. Raises one too for a file that is not a socket.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "a file that is not a socket is there")
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # A listener whose backlog is full answers EAGAIN at once.
+        answer = probe.connect_ex(path)
+
+    if answer in (0, errno.EAGAIN):
+        raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+    if answer == errno.ECONNREFUSED:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    elif answer != errno.ENOENT:
+        raise OSError(answer, os.strerror(answer))
+
+
+@contextlib.contextmanager
+def closing_bound(sock: socket.socket):
+    """Closes a socket that ``bind()`` made on leaving, and removes its unix socket file.
+
+    The file is removed only while it is still the one bound here, so that a stop never takes
+    the path from a server that listens there now. A socket a service manager passed is not
+    for this: its file belongs to the manager.
+    """
+    path = sock.getsockname() if sock.family == socket.AF_UNIX else None
+    made = os.stat(path) if path else None
+    try:
+        yield sock
+    finally:
+        sock.close()
+        if made is not None:
+            with contextlib.suppress(FileNotFoundError):
+                there = os.stat(path)
+                if (there.st_dev, there.st_ino) == (made.st_dev, made.st_ino):
+                    os.unlink(path)
 
 
 #: The first file descriptor a service manager passes (sd_listen_fds(3)).
@@ -162,7 +206,9 @@ def serve(
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if sock is None:
-        sock = bind(settings, unix_path)
+        with closing_bound(bind(settings, unix_path)) as bound:
+            serve(settings, workers=workers, sock=bound)
+        return
     where = address(sock)
     logger.info("serving on %s with %d worker(s)", where, workers)
     print(f"printapi serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -1336,6 +1337,85 @@ async def test_serve_on_unix_path_of_a_regular_file_exits_1_and_keeps_the_file(p
         f"printapi serve: cannot listen on {path}: a file that is not a socket is there\n"
     )
     assert path.read_text() == "keep me"
+
+
+# serve on a unix socket of its own
+
+
+@contextlib.contextmanager
+def socket_directory():
+    """A short directory under /tmp for a unix socket, whose path may not be much over 100
+    bytes; removed with what is left in it."""
+    directory = Path(tempfile.mkdtemp(prefix="printapi-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+async def healthz_on_unix_socket(server: subprocess.Popen, path: Path) -> int:
+    """The status of GET /healthz through the unix socket at ``path``, once it answers."""
+    connector = aiohttp.UnixConnector(path=str(path))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await wait_until_answering(server, session, "http://localhost/healthz")
+        async with session.get("http://localhost/healthz") as response:
+            return response.status
+
+
+async def test_serve_on_a_unix_socket_another_serve_listens_on_exits_1_leaving_it(printapi):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        command = ("serve", "--unix", str(path), "--workers", "1")
+        with running(printapi.start(*command)) as first:
+            await healthz_on_unix_socket(first, path)
+            with running(printapi.start(*command)) as second:
+                second_status = second.wait(timeout=START_TIMEOUT)
+                second_said = output(second)
+            first_answer = await healthz_on_unix_socket(first, path)
+            first_status = stop(first)
+
+    assert second_status == 1, second_said
+    assert second_said == f"printapi serve: cannot listen on {path}: Address already in use\n"
+    assert first_answer == 200
+    assert first_status == 0, output(first)
+
+
+async def test_serve_replaces_a_unix_socket_file_nothing_listens_on(printapi):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        with socket.socket(socket.AF_UNIX) as left_behind:
+            left_behind.bind(str(path))  # Closed without a listen: only the file remains.
+        with running(printapi.start("serve", "--unix", str(path), "--workers", "1")) as server:
+            answer = await healthz_on_unix_socket(server, path)
+            status = stop(server)
+
+    assert answer == 200
+    assert status == 0, output(server)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_removes_the_unix_socket_file_it_made_when_stopped(printapi, workers):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        with running(printapi.start("serve", "--unix", str(path), "--workers", workers)) as server:
+            await healthz_on_unix_socket(server, path)
+            status = stop(server)
+        left = sorted(entry.name for entry in directory.iterdir())
+
+    assert status == 0, output(server)
+    assert left == []
+
+
+async def test_serve_on_a_passed_unix_socket_leaves_its_file_when_stopped(printapi):
+    with held_unix_socket() as listener:
+        path = Path(listener.getsockname())
+        with running(printapi.start("serve", "--workers", "1", passed=listener)) as server:
+            await healthz_on_unix_socket(server, path)
+            status = stop(server)
+        kept = stat.S_ISSOCK(path.stat().st_mode)
+
+    assert status == 0, output(server)
+    assert kept
 
 
 # the embedded PostgreSQL (DATABASE_URL unset)
