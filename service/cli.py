@@ -22,7 +22,15 @@ from service.migrate import MigrationError, migrate, pending
 from service.openapi import ApiDocumentError
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
-from service.server import WorkerError, address, bind, closing_bound, inherited_socket, serve
+from service.server import (
+    STOP_SIGNALS,
+    WorkerError,
+    address,
+    bind,
+    closing_bound,
+    inherited_socket,
+    serve,
+)
 from service.settings import Settings, SettingsError
 from service.transfer import ImportDataError, export_document, import_document
 
@@ -265,12 +273,17 @@ def cmd_serve(settings: Settings, args) -> None:
 
     # Bound first: a taken address stops the command before the database starts, and before
     # --demo prints a token that no server would answer.
-    with _listening(settings, args.unix) as sock, database(settings) as ready:
-        if args.demo:
-            asyncio.run(_prepare_demo(ready, sock))
-        else:
-            asyncio.run(_check_migrated(ready))
-        serve(ready, workers=args.workers, sock=sock)
+    try:
+        with _listening(settings, args.unix) as sock, database(settings) as ready:
+            if args.demo:
+                asyncio.run(_prepare_demo(ready, sock))
+            else:
+                asyncio.run(_check_migrated(ready))
+            serve(ready, workers=args.workers, sock=sock)
+    finally:
+        # Held back for good: Python restores the default handlers as it exits, and a late
+        # Ctrl-C would then turn a clean stop into death by SIGINT.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 @contextlib.contextmanager

@@ -1418,6 +1418,143 @@ async def test_serve_on_a_passed_unix_socket_leaves_its_file_when_stopped(printa
     assert kept
 
 
+# how serve stops
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited; an orphan's zombie counts, whoever reaps it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_until_gone(pids: list[int]) -> bool:
+    """Whether every process of ``pids`` exits within STOP_TIMEOUT."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while not all(gone(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+async def test_workers_of_a_killed_parent_finish_the_request_in_flight_and_exit(
+    printapi, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    printapi.extra_env["PRINTAPI_LOCK_TIMEOUT"] = "20"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            workers = await wait_for_workers(server, 2)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM prints WHERE id = $1 FOR UPDATE", print_id)
+                in_flight = asyncio.create_task(
+                    session.patch(
+                        f"{base}{print_id}/", json={"alert_overwrite": "FAILED"}, headers=headers
+                    )
+                )
+                await wait_for_lock_waits(db, 1)
+                os.kill(server.pid, signal.SIGKILL)
+                refused_while_draining = await refused(port)
+            response = await in_flight
+            body = await response.json()
+        workers_gone = await asyncio.to_thread(wait_until_gone, workers)
+        said = output(server)
+
+    assert refused_while_draining
+    assert response.status == 200, body
+    assert body["alert_overwrite"] == "FAILED"
+    assert workers_gone, said
+    assert said.count(f" stopping: its parent {server.pid} is gone\n") == 2, said
+    assert "Traceback" not in said
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_ctrl_c_twice_finishes_the_request_in_flight_and_exits_0_quietly(
+    printapi, db, factory, owner, workers
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    printapi.extra_env["PRINTAPI_LOCK_TIMEOUT"] = "20"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers)
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM prints WHERE id = $1 FOR UPDATE", print_id)
+                in_flight = asyncio.create_task(
+                    session.patch(
+                        f"{base}{print_id}/", json={"alert_overwrite": "FAILED"}, headers=headers
+                    )
+                )
+                await wait_for_lock_waits(db, 1)
+                # A terminal's Ctrl-C reaches the parent and every worker at once.
+                os.killpg(server.pid, signal.SIGINT)
+                refused_while_draining = await refused(port)
+                os.killpg(server.pid, signal.SIGINT)
+            response = await in_flight
+            body = await response.json()
+        status = server.wait(timeout=STOP_TIMEOUT)
+        said = output(server)
+
+    assert refused_while_draining
+    assert response.status == 200, body
+    assert body["alert_overwrite"] == "FAILED"
+    assert status == 0, said
+    assert "Traceback" not in said
+
+
+async def test_sigint_to_the_workers_before_the_parent_exits_0_quietly(printapi):
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, f"http://127.0.0.1:{port}/healthz")
+        workers = await wait_for_workers(server, 2)
+        for pid in workers:
+            os.kill(pid, signal.SIGINT)
+        os.kill(server.pid, signal.SIGINT)
+        status = server.wait(timeout=STOP_TIMEOUT)
+        said = output(server)
+
+    assert status == 0, said
+    assert "Traceback" not in said
+    assert " exited with " not in said
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_logs_when_a_stop_begins_and_how_long_it_took(printapi, workers):
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers)
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, f"http://127.0.0.1:{port}/healthz")
+        status = stop(server)
+        said = output(server)
+    stop_lines = [
+        line.split(" ", 2)[2] for line in said.splitlines() if " service.server: stop" in line
+    ]
+
+    assert status == 0, said
+    assert stop_lines[0] == (
+        "INFO service.server: stopping on SIGTERM; requests in flight have 10 s to finish"
+    )
+    assert re.fullmatch(r"INFO service\.server: stopped in \d+\.\d s", stop_lines[1]), said
+    assert len(stop_lines) == 2, said
+
+
 # the embedded PostgreSQL (DATABASE_URL unset)
 
 
