@@ -22,7 +22,15 @@ from service.openapi import ApiDocumentError
 from service.params import JsonTextError, loads_strict
 from service.progress import meter
 from service.queries import Queries, SQLLoadError
-from service.server import WorkerError, address, bind, inherited_socket, serve
+from service.server import (
+    STOP_SIGNALS,
+    WorkerError,
+    address,
+    bind,
+    closing_bound,
+    inherited_socket,
+    serve,
+)
 from service.settings import Settings, SettingsError
 from service.transfer import ImportDataError, export_document, import_document
 
@@ -283,18 +291,23 @@ def cmd_serve(settings: Settings, args) -> None:
 
     # Bound first: a taken address stops the command before the database starts, and before
     # --demo prints a token that no server would answer.
-    sock = _listen(settings, args.unix)
-    with contextlib.closing(sock), database(settings) as ready:
-        if args.demo:
-            asyncio.run(_prepare_demo(ready, sock))
-        else:
-            asyncio.run(_check_migrated(ready))
-        serve(ready, workers=args.workers, sock=sock)
+    try:
+        with _listening(settings, args.unix) as sock, database(settings) as ready:
+            if args.demo:
+                asyncio.run(_prepare_demo(ready, sock))
+            else:
+                asyncio.run(_check_migrated(ready))
+            serve(ready, workers=args.workers, sock=sock)
+    finally:
+        # Held back for good: Python restores the default handlers as it exits, and a late
+        # Ctrl-C would then turn a clean stop into death by SIGINT.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
-def _listen(settings: Settings, unix_path: str | None):
+@contextlib.contextmanager
+def _listening(settings: Settings, unix_path: str | None):
     """The socket a service manager passed (--host, --port and --unix then go unused), or
-    one bound here."""
+    one bound here, whose unix socket file goes when the block is left."""
     try:
         passed = inherited_socket(os.environ)
     except OSError as error:
@@ -302,13 +315,17 @@ def _listen(settings: Settings, unix_path: str | None):
             f"cannot serve on the socket the service manager passed: {error.strerror}"
         ) from None
     if passed is not None:
-        return passed
+        with contextlib.closing(passed):
+            yield passed
+        return
 
     try:
-        return bind(settings, unix_path)
+        sock = bind(settings, unix_path)
     except OSError as error:
         where = unix_path or f"{settings.host}:{settings.port}"
         raise CommandError(f"cannot listen on {where}: {error.strerror or error}") from None
+    with closing_bound(sock):
+        yield sock
 
 
 async def _check_migrated(settings: Settings) -> None:

@@ -3,12 +3,19 @@
 The parent binds the socket before forking, so every worker accepts from the same queue and
 the kernel spreads connections among them. Each worker runs its own event loop and pool.
 The parent serves nothing: it starts a new worker when one dies, and passes SIGINT and
-SIGTERM on to the workers, which stop accepting, finish the requests in flight and exit.
+SIGTERM on to the workers, which stop accepting, finish the requests in flight and exit. A
+worker whose parent dies stops the same way, so none serves on unsupervised.
 Forking keeps the start cheap and the design small; the price is that the workers run the
 code the parent loaded, so a new release needs a new parent.
+
+A stop asked for by a signal is not a failure. Ctrl-C reaches the parent and every worker at
+once, and the parent passes it on again: a process that is already stopping ignores any
+further SIGINT or SIGTERM and finishes its drain, which the parent bounds.
 """
 
+import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -46,10 +53,7 @@ def bind(settings: Settings, unix_path: str | None) -> socket.socket:
     directory, or a file that is not a socket already at ``unix_path``.
     """
     if unix_path:
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISSOCK(os.lstat(unix_path).st_mode):
-                raise FileExistsError(errno.EEXIST, "a file that is not a socket is there")
-            os.unlink(unix_path)  # A socket left behind by a server that stopped.
+        _remove_stale_socket_file(unix_path)
         family, target = socket.AF_UNIX, unix_path
     else:
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -67,6 +71,53 @@ def bind(settings: Settings, unix_path: str | None) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _remove_stale_socket_file(path: str) -> None:
+    """Removes a socket file that nothing listens on any more, as a killed server leaves one.
+
+    Raises OSError when a server accepts connections there: unlinking its file would leave it
+    running where no client can reach it. Raises one too for a file that is not a socket.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "a file that is not a socket is there")
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # A listener whose backlog is full answers EAGAIN at once.
+        answer = probe.connect_ex(path)
+
+    if answer in (0, errno.EAGAIN):
+        raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+    if answer == errno.ECONNREFUSED:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    elif answer != errno.ENOENT:
+        raise OSError(answer, os.strerror(answer))
+
+
+@contextlib.contextmanager
+def closing_bound(sock: socket.socket):
+    """Closes a socket that ``bind()`` made on leaving, and removes its unix socket file.
+
+    The file is removed only while it is still the one bound here, so that a stop never takes
+    the path from a server that listens there now. A socket a service manager passed is not
+    for this: its file belongs to the manager.
+    """
+    path = sock.getsockname() if sock.family == socket.AF_UNIX else None
+    made = os.stat(path) if path else None
+    try:
+        yield sock
+    finally:
+        sock.close()
+        if made is not None:
+            with contextlib.suppress(FileNotFoundError):
+                there = os.stat(path)
+                if (there.st_dev, there.st_ino) == (made.st_dev, made.st_ino):
+                    os.unlink(path)
 
 
 #: The first file descriptor a service manager passes (sd_listen_fds(3)).
@@ -106,14 +157,108 @@ def address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
 
 
-def _run_worker(settings: Settings, sock: socket.socket) -> None:
-    web.run_app(
+#: The signals that ask serve to stop: SIGTERM from a service manager, SIGINT from Ctrl-C.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+#: Seconds an idle kept-open connection stays open: longer than nginx keeps its own open
+#: (deploy/nginx.conf, 60 s), so that nginx is the side that closes one.
+KEEPALIVE_TIMEOUT = 75.0
+
+
+def _run_worker(settings: Settings, sock: socket.socket, parent_pid: int | None = None) -> None:
+    """Serves on ``sock`` until SIGINT or SIGTERM, then finishes the requests in flight.
+
+    ``parent_pid`` names the supervising parent; None means this process serves alone, and
+    then it logs the stop itself.
+    """
+    # Held back until the loop's handlers take them: before that, Python's defaults would
+    # end the worker with a traceback.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        asyncio.run(_serve_until_stopped(settings, sock, parent_pid))
+    finally:
+        # What remains is cleaning up, which a late Ctrl-C must not cut short.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _ignore_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _ignore_signal(_signum, _frame) -> None:
+    """A handler rather than SIG_IGN, which a program this one started would inherit."""
+
+
+async def _serve_until_stopped(
+    settings: Settings, sock: socket.socket, parent_pid: int | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop_asked: asyncio.Future[float] = loop.create_future()
+
+    def ask_stop(signum: int) -> None:
+        if stop_asked.done():
+            return  # Draining already: a second Ctrl-C, or the parent passing the first on.
+        # Blocked from here on, so that none arrives once the loop's handlers are gone.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if parent_pid is None:
+            _log_stop_begins(signum, settings)
+        elif os.getppid() != parent_pid:
+            logger.warning("worker %d stopping: its parent %d is gone", os.getpid(), parent_pid)
+        stop_asked.set_result(time.monotonic())
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, ask_stop, signum)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    runner = web.AppRunner(
         create_app(settings),
-        sock=sock,
-        print=None,
-        shutdown_timeout=settings.shutdown_timeout,
         access_log_class=AccessLogger,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        shutdown_timeout=settings.shutdown_timeout,
     )
+    await runner.setup()
+    try:
+        if not stop_asked.done():
+            await web.SockSite(runner, sock).start()
+        began = await stop_asked
+    finally:
+        await runner.cleanup()
+
+    if parent_pid is None:
+        _log_stop_ends(began)
+    elif os.getppid() != parent_pid:
+        logger.info("worker %d stopped in %.1f s", os.getpid(), time.monotonic() - began)
+
+
+def _log_stop_begins(signum: int, settings: Settings) -> None:
+    logger.info(
+        "stopping on %s; requests in flight have %g s to finish",
+        signal.Signals(signum).name,
+        settings.shutdown_timeout,
+    )
+
+
+def _log_stop_ends(began: float) -> None:
+    logger.info("stopped in %.1f s", time.monotonic() - began)
+
+
+#: prctl(2)'s option that names the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+    """Has the kernel send SIGTERM to this worker when its parent dies, even by SIGKILL.
+
+    Linux only; elsewhere a worker outlives a killed parent. A parent that died before the
+    request was made is seen here, as the worker is no longer its child, and treated alike.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    arguments = (_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if libc.prctl(*(ctypes.c_ulong(argument) for argument in arguments)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"prctl(PR_SET_PDEATHSIG): {os.strerror(code)}")
+
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)  # Held back until the worker's loop takes it.
 
 
 #: The variable that puts prometheus_client in its mode for several processes.
@@ -162,7 +307,9 @@ def serve(
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if sock is None:
-        sock = bind(settings, unix_path)
+        with closing_bound(bind(settings, unix_path)) as bound:
+            serve(settings, workers=workers, sock=bound)
+        return
     where = address(sock)
     logger.info("serving on %s with %d worker(s)", where, workers)
     print(f"printapi serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -205,15 +352,19 @@ class _Supervisor:
         for end in self.wake_pipe:
             os.set_blocking(end, False)
         previous_wakeup = signal.set_wakeup_fd(wake_write)
-        previous_handlers = {signum: signal.signal(signum, self._catch) for signum in _HANDLED}
+        previous_sigchld = signal.signal(signal.SIGCHLD, self._catch)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._catch)
         try:
             for _ in range(self.count):
                 self._spawn()
             self._loop(wake_read)
         finally:
             signal.set_wakeup_fd(previous_wakeup)
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+            signal.signal(signal.SIGCHLD, previous_sigchld)
+            # What remains is cleaning up, which a late Ctrl-C must not cut short.
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, _ignore_signal)
             os.close(wake_read)
             os.close(wake_write)
 
@@ -232,7 +383,10 @@ class _Supervisor:
             caught, self.caught = self.caught, []
             stop = next((s for s in caught if s in (signal.SIGTERM, signal.SIGINT)), None)
             if stop is not None:
+                began = time.monotonic()
+                _log_stop_begins(stop, self.settings)
                 failed = self._stop(stop)
+                _log_stop_ends(began)
                 if failed:
                     raise WorkerError(f"{failed} of {self.count} workers exited with an error")
                 return
@@ -246,18 +400,20 @@ class _Supervisor:
         # Signals wait until the child has its own handlers: a SIGTERM caught by the parent's
         # handler in the child would only be noted, and the worker would never stop.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        parent_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
             for end in self.wake_pipe:
                 os.close(end)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            for signum in _HANDLED:
+                signal.signal(signum, signal.SIG_DFL)
+            # SIGINT and SIGTERM stay held back until the worker's loop takes them.
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked | STOP_SIGNALS)
             code = 0
             try:
-                _run_worker(self.settings, self.sock)
+                _stop_with_parent(parent_pid)
+                _run_worker(self.settings, self.sock, parent_pid)
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())
                 code = 1

@@ -17,6 +17,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -1470,6 +1471,222 @@ async def test_serve_on_unix_path_of_a_regular_file_exits_1_and_keeps_the_file(p
         f"printapi serve: cannot listen on {path}: a file that is not a socket is there\n"
     )
     assert path.read_text() == "keep me"
+
+
+# serve on a unix socket of its own
+
+
+@contextlib.contextmanager
+def socket_directory():
+    """A short directory under /tmp for a unix socket, whose path may not be much over 100
+    bytes; removed with what is left in it."""
+    directory = Path(tempfile.mkdtemp(prefix="printapi-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+async def healthz_on_unix_socket(server: subprocess.Popen, path: Path) -> int:
+    """The status of GET /healthz through the unix socket at ``path``, once it answers."""
+    connector = aiohttp.UnixConnector(path=str(path))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await wait_until_answering(server, session, "http://localhost/healthz")
+        async with session.get("http://localhost/healthz") as response:
+            return response.status
+
+
+async def test_serve_on_a_unix_socket_another_serve_listens_on_exits_1_leaving_it(printapi):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        command = ("serve", "--unix", str(path), "--workers", "1")
+        with running(printapi.start(*command)) as first:
+            await healthz_on_unix_socket(first, path)
+            with running(printapi.start(*command)) as second:
+                second_status = second.wait(timeout=START_TIMEOUT)
+                second_said = output(second)
+            first_answer = await healthz_on_unix_socket(first, path)
+            first_status = stop(first)
+
+    assert second_status == 1, second_said
+    assert second_said == f"printapi serve: cannot listen on {path}: Address already in use\n"
+    assert first_answer == 200
+    assert first_status == 0, output(first)
+
+
+async def test_serve_replaces_a_unix_socket_file_nothing_listens_on(printapi):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        with socket.socket(socket.AF_UNIX) as left_behind:
+            left_behind.bind(str(path))  # Closed without a listen: only the file remains.
+        with running(printapi.start("serve", "--unix", str(path), "--workers", "1")) as server:
+            answer = await healthz_on_unix_socket(server, path)
+            status = stop(server)
+
+    assert answer == 200
+    assert status == 0, output(server)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_removes_the_unix_socket_file_it_made_when_stopped(printapi, workers):
+    with socket_directory() as directory:
+        path = directory / "api.sock"
+        with running(printapi.start("serve", "--unix", str(path), "--workers", workers)) as server:
+            await healthz_on_unix_socket(server, path)
+            status = stop(server)
+        left = sorted(entry.name for entry in directory.iterdir())
+
+    assert status == 0, output(server)
+    assert left == []
+
+
+async def test_serve_on_a_passed_unix_socket_leaves_its_file_when_stopped(printapi):
+    with held_unix_socket() as listener:
+        path = Path(listener.getsockname())
+        with running(printapi.start("serve", "--workers", "1", passed=listener)) as server:
+            await healthz_on_unix_socket(server, path)
+            status = stop(server)
+        kept = stat.S_ISSOCK(path.stat().st_mode)
+
+    assert status == 0, output(server)
+    assert kept
+
+
+# how serve stops
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited; an orphan's zombie counts, whoever reaps it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_until_gone(pids: list[int]) -> bool:
+    """Whether every process of ``pids`` exits within STOP_TIMEOUT."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while not all(gone(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+async def test_workers_of_a_killed_parent_finish_the_request_in_flight_and_exit(
+    printapi, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    printapi.extra_env["PRINTAPI_LOCK_TIMEOUT"] = "20"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            workers = await wait_for_workers(server, 2)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM prints WHERE id = $1 FOR UPDATE", print_id)
+                in_flight = asyncio.create_task(
+                    session.patch(
+                        f"{base}{print_id}/", json={"alert_overwrite": "FAILED"}, headers=headers
+                    )
+                )
+                await wait_for_lock_waits(db, 1)
+                os.kill(server.pid, signal.SIGKILL)
+                refused_while_draining = await refused(port)
+            response = await in_flight
+            body = await response.json()
+        workers_gone = await asyncio.to_thread(wait_until_gone, workers)
+        said = output(server)
+
+    assert refused_while_draining
+    assert response.status == 200, body
+    assert body["alert_overwrite"] == "FAILED"
+    assert workers_gone, said
+    assert said.count(f" stopping: its parent {server.pid} is gone\n") == 2, said
+    assert "Traceback" not in said
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_ctrl_c_twice_finishes_the_request_in_flight_and_exits_0_quietly(
+    printapi, db, factory, owner, workers
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/prints/"
+    printapi.extra_env["PRINTAPI_LOCK_TIMEOUT"] = "20"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers)
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, base)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM prints WHERE id = $1 FOR UPDATE", print_id)
+                in_flight = asyncio.create_task(
+                    session.patch(
+                        f"{base}{print_id}/", json={"alert_overwrite": "FAILED"}, headers=headers
+                    )
+                )
+                await wait_for_lock_waits(db, 1)
+                # A terminal's Ctrl-C reaches the parent and every worker at once.
+                os.killpg(server.pid, signal.SIGINT)
+                refused_while_draining = await refused(port)
+                os.killpg(server.pid, signal.SIGINT)
+            response = await in_flight
+            body = await response.json()
+        status = server.wait(timeout=STOP_TIMEOUT)
+        said = output(server)
+
+    assert refused_while_draining
+    assert response.status == 200, body
+    assert body["alert_overwrite"] == "FAILED"
+    assert status == 0, said
+    assert "Traceback" not in said
+
+
+async def test_sigint_to_the_workers_before_the_parent_exits_0_quietly(printapi):
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, f"http://127.0.0.1:{port}/healthz")
+        workers = await wait_for_workers(server, 2)
+        for pid in workers:
+            os.kill(pid, signal.SIGINT)
+        os.kill(server.pid, signal.SIGINT)
+        status = server.wait(timeout=STOP_TIMEOUT)
+        said = output(server)
+
+    assert status == 0, said
+    assert "Traceback" not in said
+    assert " exited with " not in said
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_logs_when_a_stop_begins_and_how_long_it_took(printapi, workers):
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers)
+
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, f"http://127.0.0.1:{port}/healthz")
+        status = stop(server)
+        said = output(server)
+    stop_lines = [
+        line.split(" ", 2)[2] for line in said.splitlines() if " service.server: stop" in line
+    ]
+
+    assert status == 0, said
+    assert stop_lines[0] == (
+        "INFO service.server: stopping on SIGTERM; requests in flight have 10 s to finish"
+    )
+    assert re.fullmatch(r"INFO service\.server: stopped in \d+\.\d s", stop_lines[1]), said
+    assert len(stop_lines) == 2, said
 
 
 # the embedded PostgreSQL (DATABASE_URL unset)

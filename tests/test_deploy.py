@@ -5,11 +5,15 @@ The test holds the listening socket and hands it to the service, as systemd's so
 activation does with deploy/printapi.socket. nginx and PgBouncer come from Debian's packages
 (``make e2e-tools``); without them these tests are skipped, unless PRINTAPI_REQUIRE_E2E is
 set, as CI sets it, which turns a missing tool into a failure.
+
+deploy/printapi.service is read as systemd reads it, and its commands run as systemd would run
+them; systemd itself is not needed.
 """
 
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import ssl
@@ -34,6 +38,7 @@ from tests.test_cli import (
 )
 
 SITE = PROJECT_ROOT / "deploy" / "nginx.conf"
+UNIT = PROJECT_ROOT / "deploy" / "printapi.service"
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
@@ -325,3 +330,69 @@ async def test_metrics_answer_inside_and_not_found_from_outside(printapi, deploy
     assert (away.status, away_body) == (404, {"detail": "Not found."})
     assert near.status == 200
     assert "printapi_http_requests_total{" in near_body
+
+
+# deploy/printapi.service
+
+
+def unit_commands(key: str) -> list[list[str]]:
+    """The command lines of ``key`` in deploy/printapi.service, read as systemd reads them:
+    continued lines joined, "$$" a dollar sign, and quoted words kept whole."""
+    prefix = f"{key}="
+    commands = []
+    for line in UNIT.read_text().replace("\\\n", " ").splitlines():
+        if line.startswith(prefix):
+            command = line.removeprefix(prefix)
+            assert "$" not in command.replace("$$", ""), f"systemd would expand: {command}"
+            commands.append(shlex.split(command.replace("$$", "$")))
+    return commands
+
+
+def run_checks(environment: dict[str, str]) -> list[subprocess.CompletedProcess]:
+    """Runs the unit's ExecStartPre commands in order, as systemd does, until one fails."""
+    results = []
+    for command in unit_commands("ExecStartPre"):
+        results.append(
+            subprocess.run(
+                command,
+                env={"PATH": os.defpath, **environment},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        )
+        if results[-1].returncode != 0:
+            break
+    return results
+
+
+@pytest.mark.parametrize("environment", [{}, {"DATABASE_URL": ""}], ids=["unset", "empty"])
+async def test_unit_without_database_url_stops_before_serve_saying_why(environment):
+    results = run_checks(environment)
+
+    assert [result.returncode for result in results] == [1]
+    assert results[0].stdout == ""
+    assert results[0].stderr == (
+        "printapi: DATABASE_URL is not set in /etc/printapi/env; not starting\n"
+    )
+
+
+async def test_unit_with_database_url_passes_its_checks_and_serves(printapi):
+    results = run_checks({"DATABASE_URL": printapi.database_url})
+    [[program, *arguments]] = unit_commands("ExecStart")
+
+    assert [(r.returncode, r.stdout, r.stderr) for r in results] == [(0, "", "")]
+    assert program == "/opt/printapi/.venv/bin/printapi"
+    with held_unix_socket() as listener:
+        path = listener.getsockname()
+        with running(printapi.start(*arguments, passed=listener)) as server:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path)) as session:
+                await wait_until_answering(server, session, "http://localhost/readyz")
+                async with session.get("http://localhost/readyz") as response:
+                    status, body = response.status, await response.json()
+            stopped = stop(server)
+
+    assert status == 200, body
+    assert body == {"status": "ready"}
+    assert stopped == 0, output(server)
