@@ -77,8 +77,10 @@ def database(settings: Settings):
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
+    """A session of the server's own: the migrations' advisory lock and the statements
+    asyncpg prepares by name would not survive a transaction pooler."""
     try:
-        return await asyncpg.connect(settings.database_url, server_settings={"timezone": "UTC"})
+        return await asyncpg.connect(settings.direct_url, server_settings={"timezone": "UTC"})
     except (OSError, asyncpg.PostgresError) as error:
         raise CommandError(f"cannot connect to the database: {error}") from error
 

@@ -81,13 +81,42 @@ def _milliseconds(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
 
 
+def session_settings(settings) -> dict[str, str]:
+    """The settings every pooled session runs with: the planner's and both timeouts."""
+    return {
+        **PLANNER_SETTINGS,
+        "statement_timeout": _milliseconds(settings.statement_timeout),
+        "lock_timeout": _milliseconds(settings.lock_timeout),
+    }
+
+
+#: The startup parameters a transaction pooler keeps. PgBouncer refuses a connection that
+#: sends any other: a session setting given at startup could not follow the client from one
+#: server connection to the next.
+POOLER_STARTUP_SETTINGS = ("application_name", "timezone")
+#: The session settings that must therefore be set on the pooler's server connections
+#: (deploy/pgbouncer.ini's connect_query, or ALTER ROLE ... SET).
+POOLER_SERVER_SETTINGS = ("jit", "random_page_cost", "statement_timeout", "lock_timeout")
+
+
 async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
     """Opens the pool the app shares.
 
     The server cancels a statement that runs past the statement timeout, or that waits for
     a lock past the lock timeout; the client gives up on one whose answer does not come
     COMMAND_TIMEOUT_MARGIN seconds after that.
+
+    Behind a transaction pooler each transaction may run on another server connection: a
+    statement prepared under a name on one is unknown on the next, or its name is taken
+    there by another client's. ``statement_cache_size=0`` makes asyncpg send each statement
+    unnamed, parsed again with its parameters in one message group that the pooler keeps on
+    one server connection; that costs a round trip per statement, and only then.
     """
+    server_settings = session_settings(settings)
+    pooler_options = {}
+    if settings.transaction_pooling:
+        server_settings = {name: server_settings[name] for name in POOLER_STARTUP_SETTINGS}
+        pooler_options["statement_cache_size"] = 0
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
@@ -95,12 +124,25 @@ async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.
         init=counter.watch,
         reset=_keep_session,
         command_timeout=settings.statement_timeout + COMMAND_TIMEOUT_MARGIN,
-        server_settings={
-            **PLANNER_SETTINGS,
-            "statement_timeout": _milliseconds(settings.statement_timeout),
-            "lock_timeout": _milliseconds(settings.lock_timeout),
-        },
+        server_settings=server_settings,
+        **pooler_options,
     )
+
+
+async def pooler_settings_missing(pool: asyncpg.Pool, queries: Queries, settings) -> list[str]:
+    """The session settings a transaction pooler's server connection lacks, each described.
+
+    A pooler's connect_query that fails is only logged by the pooler, and a setting left
+    out falls back to the server's default silently: no statement timeout, slow plans.
+    """
+    expected = session_settings(settings)
+    rows = await pool.fetch(queries.session_settings.text, list(POOLER_SERVER_SETTINGS))
+    found = {row["name"]: row["setting"] for row in rows}
+    return [
+        f"{name} is {found.get(name)!r}, not {expected[name]!r}"
+        for name in POOLER_SERVER_SETTINGS
+        if found.get(name) != expected[name]
+    ]
 
 
 #: Seconds a connection whose statement failed oddly is given to show that its server closed it.
