@@ -99,24 +99,32 @@ POOLER_STARTUP_SETTINGS = ("application_name", "timezone")
 POOLER_SERVER_SETTINGS = ("jit", "random_page_cost", "statement_timeout", "lock_timeout")
 
 
+def connect_options(settings) -> dict:
+    """The options of every pooled connection besides the pool's own.
+
+    Behind a transaction pooler each transaction may run on another server connection: a
+    statement prepared under a name on one is unknown on the next, or its name is taken
+    there by another client's. ``statement_cache_size=0`` makes asyncpg send each statement
+    unnamed, and parse it again together with its parameters, which the pooler keeps on one
+    server connection; that costs a round trip per statement, and only then. Only the
+    startup parameters such a pooler keeps are sent.
+    """
+    server_settings = session_settings(settings)
+    if not settings.transaction_pooling:
+        return {"server_settings": server_settings}
+    return {
+        "server_settings": {name: server_settings[name] for name in POOLER_STARTUP_SETTINGS},
+        "statement_cache_size": 0,
+    }
+
+
 async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
     """Opens the pool the app shares.
 
     The server cancels a statement that runs past the statement timeout, or that waits for
     a lock past the lock timeout; the client gives up on one whose answer does not come
     COMMAND_TIMEOUT_MARGIN seconds after that.
-
-    Behind a transaction pooler each transaction may run on another server connection: a
-    statement prepared under a name on one is unknown on the next, or its name is taken
-    there by another client's. ``statement_cache_size=0`` makes asyncpg send each statement
-    unnamed, parsed again with its parameters in one message group that the pooler keeps on
-    one server connection; that costs a round trip per statement, and only then.
     """
-    server_settings = session_settings(settings)
-    pooler_options = {}
-    if settings.transaction_pooling:
-        server_settings = {name: server_settings[name] for name in POOLER_STARTUP_SETTINGS}
-        pooler_options["statement_cache_size"] = 0
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
@@ -124,8 +132,7 @@ async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.
         init=counter.watch,
         reset=_keep_session,
         command_timeout=settings.statement_timeout + COMMAND_TIMEOUT_MARGIN,
-        server_settings=server_settings,
-        **pooler_options,
+        **connect_options(settings),
     )
 
 
