@@ -34,6 +34,7 @@ from service.db import (
     create_pool,
     pooler_settings_missing,
 )
+from service.errors import UNREACHABLE
 from service.queries import Queries
 from service.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
@@ -431,6 +432,39 @@ async def test_workers_take_turns_on_two_server_connections(deployment, db, load
 
     assert max(counts) == SERVER_CONNECTIONS, counts
     assert logins >= WORKERS * WORKER_POOL
+
+
+async def test_request_finding_every_server_connection_busy_answers_503(
+    deployment, factory, owner
+):
+    """PgBouncer's query_wait_timeout (5 s) ends the wait; the next request is served."""
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    path = f"/api/v1/prints/{print_id}/"
+    logged_before = len(output(deployment.server))
+    holders = [
+        await asyncpg.connect(deployment.pgbouncer.url(), statement_cache_size=0)
+        for _ in range(SERVER_CONNECTIONS)
+    ]
+    try:
+        for holder in holders:
+            await holder.execute("BEGIN; SELECT 1")
+        started = time.monotonic()
+        status, _, body = await fresh_get(deployment.base, path, headers)
+        waited = time.monotonic() - started
+    finally:
+        for holder in holders:
+            await holder.close()
+    after, _, _ = await fresh_get(deployment.base, path, headers)
+    logged = output(deployment.server)[logged_before:]
+
+    assert status == 503
+    assert json.loads(body) == {"detail": UNREACHABLE}
+    assert 5.0 <= waited < 7.0
+    assert after == 200
+    [trouble] = [line for line in logged.splitlines() if TROUBLE.search(line)]
+    assert " WARNING service.middleware: database unavailable: " in trouble
+    assert "query_wait_timeout" in trouble
 
 
 # What the settings prevent.
