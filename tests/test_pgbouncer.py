@@ -486,6 +486,33 @@ async def test_serve_without_transaction_pooling_stops_naming_the_setting(deploy
     )
 
 
+async def test_command_through_pgbouncer_names_the_direct_url_setting(deployment, tmp_path):
+    """A command's first statement is asyncpg's "__asyncpg_stmt_1__": with that name taken
+    on both server connections, as other clients may leave it, the command says what to set.
+    """
+    planters = [
+        await asyncpg.connect(deployment.pgbouncer.url(), statement_cache_size=0)
+        for _ in range(SERVER_CONNECTIONS)
+    ]
+    try:
+        for planter in planters:
+            await planter.execute('BEGIN; PREPARE "__asyncpg_stmt_1__" AS SELECT 1')
+        for planter in planters:
+            await planter.execute("COMMIT")
+    finally:
+        for planter in planters:
+            await planter.close()
+
+    result = Cli(deployment.pgbouncer.url(), tmp_path).run("create-token", "owner@example.com")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "printapi create-token: the database connection is shared with other clients, as "
+        "through a transaction pooler such as PgBouncer; set PRINTAPI_DIRECT_DATABASE_URL "
+        "to PostgreSQL itself\n"
+    )
+
+
 @contextlib.asynccontextmanager
 async def server_connections_swapped(connections):
     """Runs ``SELECT pg_backend_pid()`` on ``connections[0]``, then makes PgBouncer give its
