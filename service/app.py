@@ -4,13 +4,19 @@ import asyncio
 import hashlib
 import logging
 
+import asyncpg
 from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from service.changes import ChangeFeed
 from service.cors import preflight_middleware, send_cors_headers
-from service.db import StatementCounter, create_pool
+from service.db import (
+    CONNECTION_FAILURES,
+    StatementCounter,
+    create_pool,
+    pooler_settings_missing,
+)
 from service.handlers import LoginView, LogoutView, OpenAPIView, PrintsView, PrintView
 from service.health import HealthView, ReadyView
 from service.keys import (
@@ -120,8 +126,30 @@ def create_app(settings: Settings, extra_routes=()) -> web.Application:
 async def _pool_context(app: web.Application):
     settings = app[SETTINGS]
     app[POOL] = await create_pool(settings.database_url, settings, app[STATEMENTS])
-    app[FEED] = ChangeFeed(settings.database_url)
+    if settings.transaction_pooling:
+        await _check_pooler_settings(app)
+
+    # Notifications reach only a session of the server's own: never through a pooler.
+    app[FEED] = ChangeFeed(settings.direct_url)
     await app[FEED].start()
     yield
     await app[FEED].close()
     await app[POOL].close()
+
+
+async def _check_pooler_settings(app: web.Application) -> None:
+    """Warns when the settings the pool cannot send at startup did not reach the server."""
+    settings = app[SETTINGS]
+    try:
+        async with asyncio.timeout(settings.acquire_timeout):
+            missing = await pooler_settings_missing(app[POOL], app[QUERIES], settings)
+    except (*CONNECTION_FAILURES, asyncpg.PostgresError) as error:
+        logger.warning("cannot read the session settings through the pooler: %r", error)
+        return
+
+    if missing:
+        logger.warning(
+            "the pooler's server connections lack session settings (%s); set them in its "
+            "connect_query (deploy/pgbouncer.ini) or with ALTER ROLE ... SET",
+            "; ".join(missing),
+        )

@@ -16,6 +16,7 @@ import attrs
 
 from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
+from service.db import connect_options
 from service.logs import BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
 from service.openapi import ApiDocumentError
@@ -85,8 +86,10 @@ def database(settings: Settings):
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
+    """A session of the server's own: the migrations' advisory lock and the statements
+    asyncpg prepares by name would not survive a transaction pooler."""
     try:
-        return await asyncpg.connect(settings.database_url, server_settings={"timezone": "UTC"})
+        return await asyncpg.connect(settings.direct_url, server_settings={"timezone": "UTC"})
     except (OSError, asyncpg.PostgresError) as error:
         raise CommandError(f"cannot connect to the database: {error}") from error
 
@@ -297,6 +300,8 @@ def cmd_serve(settings: Settings, args) -> None:
                 asyncio.run(_prepare_demo(ready, sock))
             else:
                 asyncio.run(_check_migrated(ready))
+            if ready.direct_url != ready.database_url:
+                asyncio.run(_check_pooled_connection(ready))
             serve(ready, workers=args.workers, sock=sock)
     finally:
         # Held back for good: Python restores the default handlers as it exits, and a late
@@ -334,6 +339,24 @@ async def _check_migrated(settings: Settings) -> None:
         await _require_migrated(connection, Queries())
     finally:
         await connection.close()
+
+
+async def _check_pooled_connection(settings: Settings) -> None:
+    """Connects to DATABASE_URL once as the workers' pools will, when it is not where the
+    commands connect: a pooler that refuses the pool's settings stops `serve` in one line,
+    before any worker starts."""
+    try:
+        connection = await asyncpg.connect(settings.database_url, **connect_options(settings))
+    except asyncpg.ProtocolViolationError as error:
+        if "unsupported startup parameter" not in str(error):
+            raise CommandError(f"cannot connect to DATABASE_URL: {error}") from error
+        raise CommandError(
+            f"DATABASE_URL refused the pool's session settings ({error}), as a transaction "
+            "pooler such as PgBouncer does: set PRINTAPI_TRANSACTION_POOLING=true"
+        ) from None
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CommandError(f"cannot connect to DATABASE_URL: {error}") from error
+    await connection.close()
 
 
 async def _prepare_demo(settings: Settings, sock) -> None:
@@ -444,6 +467,16 @@ def main(argv=None) -> int:
         WorkerError,
     ) as error:
         print(f"printapi {args.command}: {error}", file=sys.stderr)
+        return 1
+    except (asyncpg.DuplicatePreparedStatementError, asyncpg.InvalidSQLStatementNameError):
+        # Another session's statement under the same name, or ours gone: the connection is
+        # shared by a transaction pooler.
+        print(
+            f"printapi {args.command}: the database connection is shared with other clients, "
+            "as through a transaction pooler such as PgBouncer; set "
+            "PRINTAPI_DIRECT_DATABASE_URL to PostgreSQL itself",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

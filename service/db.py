@@ -81,6 +81,43 @@ def _milliseconds(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
 
 
+def session_settings(settings) -> dict[str, str]:
+    """The settings every pooled session runs with: the planner's and both timeouts."""
+    return {
+        **PLANNER_SETTINGS,
+        "statement_timeout": _milliseconds(settings.statement_timeout),
+        "lock_timeout": _milliseconds(settings.lock_timeout),
+    }
+
+
+#: The startup parameters a transaction pooler keeps. PgBouncer refuses a connection that
+#: sends any other: a session setting given at startup could not follow the client from one
+#: server connection to the next.
+POOLER_STARTUP_SETTINGS = ("application_name", "timezone")
+#: The session settings that must therefore be set on the pooler's server connections
+#: (deploy/pgbouncer.ini's connect_query, or ALTER ROLE ... SET).
+POOLER_SERVER_SETTINGS = ("jit", "random_page_cost", "statement_timeout", "lock_timeout")
+
+
+def connect_options(settings) -> dict:
+    """The options of every pooled connection besides the pool's own.
+
+    Behind a transaction pooler each transaction may run on another server connection: a
+    statement prepared under a name on one is unknown on the next, or its name is taken
+    there by another client's. ``statement_cache_size=0`` makes asyncpg send each statement
+    unnamed, and parse it again together with its parameters, which the pooler keeps on one
+    server connection; that costs a round trip per statement, and only then. Only the
+    startup parameters such a pooler keeps are sent.
+    """
+    server_settings = session_settings(settings)
+    if not settings.transaction_pooling:
+        return {"server_settings": server_settings}
+    return {
+        "server_settings": {name: server_settings[name] for name in POOLER_STARTUP_SETTINGS},
+        "statement_cache_size": 0,
+    }
+
+
 async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.Pool:
     """Opens the pool the app shares.
 
@@ -95,12 +132,24 @@ async def create_pool(dsn: str, settings, counter: StatementCounter) -> asyncpg.
         init=counter.watch,
         reset=_keep_session,
         command_timeout=settings.statement_timeout + COMMAND_TIMEOUT_MARGIN,
-        server_settings={
-            **PLANNER_SETTINGS,
-            "statement_timeout": _milliseconds(settings.statement_timeout),
-            "lock_timeout": _milliseconds(settings.lock_timeout),
-        },
+        **connect_options(settings),
     )
+
+
+async def pooler_settings_missing(pool: asyncpg.Pool, queries: Queries, settings) -> list[str]:
+    """The session settings a transaction pooler's server connection lacks, each described.
+
+    A pooler's connect_query that fails is only logged by the pooler, and a setting left
+    out falls back to the server's default silently: no statement timeout, slow plans.
+    """
+    expected = session_settings(settings)
+    rows = await pool.fetch(queries.session_settings.text, list(POOLER_SERVER_SETTINGS))
+    found = {row["name"]: row["setting"] for row in rows}
+    return [
+        f"{name} is {found.get(name)!r}, not {expected[name]!r}"
+        for name in POOLER_SERVER_SETTINGS
+        if found.get(name) != expected[name]
+    ]
 
 
 #: Seconds a connection whose statement failed oddly is given to show that its server closed it.

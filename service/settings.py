@@ -113,6 +113,10 @@ class Settings:
     """Everything the service reads from its environment; see the README for each variable."""
 
     database_url: str | None = None
+    #: PostgreSQL itself when DATABASE_URL leads to a pooler; None: DATABASE_URL.
+    direct_database_url: str | None = None
+    #: DATABASE_URL leads to a pooler in transaction mode, such as PgBouncer's.
+    transaction_pooling: bool = False
     var_dir: Path = PROJECT_ROOT / "var"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -143,8 +147,11 @@ class Settings:
     def from_environ(cls, environ=os.environ) -> "Settings":
         """Reads the settings; raises SettingsError naming the variable that is wrong."""
         key = environ.get("PRINTAPI_SECRET_KEY") or None
+        database_url = _database_url(environ)
         settings = cls(
-            database_url=_database_url(environ),
+            database_url=database_url,
+            direct_database_url=_direct_database_url(environ, database_url),
+            transaction_pooling=_transaction_pooling(environ),
             var_dir=Path(environ.get("PRINTAPI_VAR_DIR") or PROJECT_ROOT / "var"),
             host=environ.get("PRINTAPI_HOST") or "127.0.0.1",
             port=_int(environ, "PRINTAPI_PORT", 8080, 0),
@@ -182,6 +189,11 @@ class Settings:
                 f" ({settings.statement_timeout}), not {settings.lock_timeout}"
             )
         return settings
+
+    @property
+    def direct_url(self) -> str | None:
+        """Where a session of PostgreSQL's own is needed: LISTEN, advisory locks, commands."""
+        return self.direct_database_url or self.database_url
 
     @property
     def long_request_limit(self) -> int:
@@ -337,6 +349,28 @@ def _long_request_connections(environ) -> int | None:
             f" ({pool_max_size}), not {value}"
         )
     return value
+
+
+def _direct_database_url(environ, database_url: str | None) -> str | None:
+    direct = environ.get("PRINTAPI_DIRECT_DATABASE_URL") or None
+    if direct is not None and database_url is None:
+        raise SettingsError(
+            "PRINTAPI_DIRECT_DATABASE_URL needs DATABASE_URL: without it, the embedded "
+            "PostgreSQL serves every connection"
+        )
+    return direct
+
+
+def _transaction_pooling(environ) -> bool:
+    """Whether DATABASE_URL leads to a transaction pooler; refused without a direct URL,
+    since notifications and the migrations' lock need a session of their own."""
+    pooling = _bool(environ, "PRINTAPI_TRANSACTION_POOLING", False)
+    if pooling and not environ.get("PRINTAPI_DIRECT_DATABASE_URL"):
+        raise SettingsError(
+            "PRINTAPI_TRANSACTION_POOLING needs PRINTAPI_DIRECT_DATABASE_URL, the database "
+            "itself: notifications (LISTEN) cannot pass a transaction pooler"
+        )
+    return pooling
 
 
 def _log_level(environ) -> str:

@@ -14,6 +14,7 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     settings = Settings.from_environ({"PRINTAPI_VAR_DIR": str(tmp_path)})
 
     assert settings.database_url is None
+    assert (settings.direct_url, settings.transaction_pooling) == (None, False)
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert (settings.pool_min_size, settings.pool_max_size) == (1, 10)
     assert (settings.acquire_timeout, settings.statement_timeout) == (5.0, 30.0)
@@ -185,6 +186,16 @@ def test_postgresql_url_with_several_hosts_is_taken():
             "-1",
             "PRINTAPI_LOGIN_FAILURES_PER_EMAIL must be at least 0",
         ),
+        (
+            "PRINTAPI_TRANSACTION_POOLING",
+            "sometimes",
+            "PRINTAPI_TRANSACTION_POOLING must be true or false",
+        ),
+        (
+            "PRINTAPI_DIRECT_DATABASE_URL",
+            "postgresql://db.internal/printapi",
+            "PRINTAPI_DIRECT_DATABASE_URL needs DATABASE_URL",
+        ),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(name, value, message):
@@ -193,6 +204,39 @@ def test_bad_value_is_refused_naming_the_variable(name, value, message):
 
     assert str(raised.value).startswith(message)
     assert "secret" not in str(raised.value)
+
+
+def test_direct_database_url_defaults_to_database_url():
+    settings = Settings.from_environ({"DATABASE_URL": "postgresql://db.internal/printapi"})
+
+    assert settings.direct_url == "postgresql://db.internal/printapi"
+
+
+def test_direct_database_url_is_used_where_set():
+    environ = {
+        "DATABASE_URL": "postgresql://127.0.0.1:6432/printapi",
+        "PRINTAPI_DIRECT_DATABASE_URL": "postgresql://db.internal/printapi",
+    }
+
+    settings = Settings.from_environ(environ)
+
+    assert settings.database_url == "postgresql://127.0.0.1:6432/printapi"
+    assert settings.direct_url == "postgresql://db.internal/printapi"
+
+
+def test_transaction_pooling_is_refused_without_a_direct_database_url():
+    environ = {
+        "DATABASE_URL": "postgresql://127.0.0.1:6432/printapi",
+        "PRINTAPI_TRANSACTION_POOLING": "true",
+    }
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_environ(environ)
+
+    assert str(raised.value) == (
+        "PRINTAPI_TRANSACTION_POOLING needs PRINTAPI_DIRECT_DATABASE_URL, the database "
+        "itself: notifications (LISTEN) cannot pass a transaction pooler"
+    )
 
 
 def test_session_key_is_made_once_and_kept_in_var(tmp_path):
