@@ -36,6 +36,9 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a stopping worker keeps serving the connections it has accepted, once it no longer
+#: accepts new ones, before it closes those that have not sent a request.
+ACCEPTED_GRACE = 0.5
 #: Seconds past the shutdown timeout the parent waits for a stopping worker before it kills it.
 STOP_MARGIN = 2.0
 #: A worker that dies sooner than this after it was forked counts as failing at start.
@@ -214,10 +217,18 @@ async def _serve_until_stopped(
         shutdown_timeout=settings.shutdown_timeout,
     )
     await runner.setup()
+    site = web.SockSite(runner, sock)
     try:
-        if not stop_asked.done():
-            await web.SockSite(runner, sock).start()
+        started = not stop_asked.done()
+        if started:
+            await site.start()
         began = await stop_asked
+        if started:
+            # Stop accepting first, then give connections accepted a moment ago time to send
+            # their first request: cleanup closes every connection without one at once,
+            # which would drop a request already on its way.
+            await site.stop()
+            await asyncio.sleep(ACCEPTED_GRACE)
     finally:
         await runner.cleanup()
 
@@ -466,7 +477,7 @@ class _Supervisor:
                 os.kill(pid, signum)
 
         failed = 0
-        patience = self.settings.shutdown_timeout + STOP_MARGIN
+        patience = ACCEPTED_GRACE + self.settings.shutdown_timeout + STOP_MARGIN
         deadline = time.monotonic() + patience
         while self.started_at and time.monotonic() < deadline:
             try:

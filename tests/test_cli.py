@@ -1195,8 +1195,8 @@ async def test_serve_kills_a_worker_that_does_not_stop_in_time(printapi):
 
         took = time.monotonic() - started
         assert status == 1, output(server)
-        assert 2.5 <= took < 2.5 + STOP_TIMEOUT / 2, took
-        assert f"worker {hung} did not stop within 2.5 s; killing it" in output(server)
+        assert 3.0 <= took < 3.0 + STOP_TIMEOUT / 2, took
+        assert f"worker {hung} did not stop within 3 s; killing it" in output(server)
         assert output(server).endswith("printapi serve: 1 of 2 workers exited with an error\n")
         assert not Path(f"/proc/{hung}").exists() and not Path(f"/proc/{other}").exists()
 
@@ -1341,6 +1341,19 @@ async def test_serve_passed_two_sockets_exits_1_saying_so(printapi):
         "printapi serve: cannot serve on the socket the service manager passed: "
         "expected one passed socket, not 2\n"
     )
+
+
+async def test_sigterm_while_workers_start_stops_cleanly(printapi):
+    port = free_port()
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+
+    with running(printapi.start(*command)) as server:
+        await wait_for_workers(server, 2)  # Forked, and most likely still opening their pools.
+        status = stop(server)
+        said = output(server)
+
+    assert status == 0, said
+    assert "Traceback" not in said
 
 
 async def test_serve_with_pending_migrations_exits_1_saying_to_migrate(
