@@ -182,6 +182,9 @@ class ChangeFeed:
         self._tokens.clear()
 
     async def _connect(self) -> None:
+        # XXX: asyncpg's default connect timeout (60 s) applies: against a server that does
+        # not answer at all, one attempt can take that long. Requests ask the database
+        # meanwhile, as they do whenever the feed is away.
         self._connecting = None
         connection = await asyncpg.connect(
             self._dsn, server_settings={"application_name": LISTENER_NAME}

@@ -81,6 +81,8 @@ def _remove_stale_socket_file(path: str) -> None:
 
     Raises OSError when a server accepts connections there: unlinking its file would leave it
     running where no client can reach it. Raises one too for a file that is not a socket.
+    XXX: two serves started at the same moment on one stale file can both find it stale,
+    and the second's unlink can remove the first's new socket; a lock file would close that.
     """
     try:
         mode = os.lstat(path).st_mode
@@ -283,6 +285,8 @@ def _metrics_directory(var_dir: Path):
     Made before anything imports prometheus_client, which reads the variable once. An
     operator's own PROMETHEUS_MULTIPROC_DIR is used when set, emptied first (files of an
     earlier run would add its numbers to this one's) and kept; one made here is removed.
+    XXX: a parent killed with SIGKILL leaves its var/run/metrics-PID behind; nothing clears
+    directories of parents that are gone.
     """
     given = os.environ.get(METRICS_DIRECTORY)
     directory = Path(given) if given else var_dir / "run" / f"metrics-{os.getpid()}"

@@ -269,7 +269,8 @@ def _database_url(environ) -> str | None:
 def _dsn_problem(url: str) -> str | None:
     """What keeps asyncpg from connecting with ``url``, as its own parser says, or None."""
     # The parser is asyncpg's own, not public: the arguments it has are passed as a connect
-    # without other arguments would pass them.
+    # without other arguments would pass them. XXX: being private, it may change with an
+    # asyncpg release; tests/test_settings.py would then fail on the refusals it makes.
     parse = connect_utils._parse_connect_dsn_and_args
     arguments = {name: None for name in inspect.signature(parse).parameters}
     try:
