@@ -103,12 +103,8 @@ async def read_json(request: web.Request):
     charset = request.charset
     if charset is not None and charset.lower() != "utf-8":
         raise errors.UnsupportedMediaType(request.content_type, charset)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        # A chunked body, whose length was not announced: reading stopped past the limit.
-        raise errors.PayloadTooLarge(request.client_max_size) from None
-    return parse_json_body(body)
+    # Read already, within its limits, by service.limits.body_limit_middleware.
+    return parse_json_body(await request.read())
 
 
 class PrintsView(web.View):

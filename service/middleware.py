@@ -80,8 +80,9 @@ async def error_middleware(request: web.Request, handler):
             request_id,
             extra={"request_id": request_id},
         )
-        request.app[METRICS].database_errors.labels(_database_error_kind(error)).inc()
-        response = as_response(errors.ServiceUnavailable(_unavailable_detail(error)))
+        kind, detail = _why_unavailable(error)
+        request.app[METRICS].database_errors.labels(kind).inc()
+        response = as_response(errors.ServiceUnavailable(detail))
     except Exception as error:
         if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
             request.app[METRICS].database_errors.labels("other").inc()
@@ -96,26 +97,16 @@ async def error_middleware(request: web.Request, handler):
     return response
 
 
-def _database_error_kind(error: Exception) -> str:
-    """The kind label of printapi_db_errors_total for an error that answered 503."""
+def _why_unavailable(error: Exception) -> tuple[str, str]:
+    """Why the database could not serve a request that answers 503: the kind label of
+    printapi_db_errors_total, and the detail the client is told."""
     if isinstance(error, STATEMENT_TIMED_OUT):
-        return "too_slow"
+        return "too_slow", errors.TOO_SLOW
     if isinstance(error, LOCK_GIVEN_UP):
-        return "locked"
+        return "locked", errors.LOCKED
     if isinstance(error, LongRequestsBusyError):
-        return "busy"
-    return "unreachable"
-
-
-def _unavailable_detail(error: Exception) -> str:
-    """What a 503 tells the client about why the database could not serve it."""
-    if isinstance(error, STATEMENT_TIMED_OUT):
-        return errors.TOO_SLOW
-    if isinstance(error, LOCK_GIVEN_UP):
-        return errors.LOCKED
-    if isinstance(error, LongRequestsBusyError):
-        return errors.LONG_REQUESTS_BUSY
-    return errors.UNREACHABLE
+        return "busy", errors.LONG_REQUESTS_BUSY
+    return "unreachable", errors.UNREACHABLE
 
 
 async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
