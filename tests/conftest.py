@@ -11,6 +11,7 @@ import os
 import uuid
 
 import asyncpg
+import attrs
 import pytest
 from argon2 import PasswordHasher
 from hypothesis import settings as hypothesis_settings
@@ -114,6 +115,18 @@ def settings(database_url, tmp_path) -> Settings:
 async def client(aiohttp_client, settings, db):
     """A test client of the real app, served on 127.0.0.1 against the test database."""
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def unreachable_client(aiohttp_client, settings):
+    """The real app on a database nothing answers for: port 1 of this machine."""
+    unreachable = attrs.evolve(
+        settings,
+        database_url="postgresql://postgres@127.0.0.1:1/none",
+        pool_min_size=0,
+        acquire_timeout=1.0,
+    )
+    return await aiohttp_client(create_app(unreachable))
 
 
 def at(text: str) -> datetime.datetime:

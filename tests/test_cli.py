@@ -286,19 +286,25 @@ def stop(process: subprocess.Popen) -> int:
     return process.wait(timeout=STOP_TIMEOUT)
 
 
+def terminate(process: subprocess.Popen) -> None:
+    """Ends a process started in its own group: SIGTERM by its id, then its group killed if
+    it has not exited within STOP_TIMEOUT."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT)
+
+
 @contextlib.contextmanager
 def running(process: subprocess.Popen):
     """Makes sure the process and the workers it forked are gone when the block is left."""
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
+        terminate(process)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # Workers left behind by a failed parent.
         process.log.close()

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -27,13 +26,13 @@ import pytest
 
 from service import PROJECT_ROOT
 from tests.test_cli import (
-    STOP_TIMEOUT,
     Cli,
     free_port,
     held_unix_socket,
     output,
     running,
     stop,
+    terminate,
     wait_until_answering,
 )
 
@@ -125,13 +124,7 @@ class Nginx:
         return f"https://localhost:{self.https_port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
+        terminate(self.process)
 
 
 @pytest.fixture

@@ -148,18 +148,8 @@ async def test_unknown_path_answers_json_404(client, path):
     assert await response.json() == NOT_FOUND
 
 
-async def test_database_out_of_reach_answers_503_in_the_contract_shape(
-    aiohttp_client, settings, owner
-):
-    unreachable = attrs.evolve(
-        settings,
-        database_url="postgresql://postgres@127.0.0.1:1/none",
-        pool_min_size=0,
-        acquire_timeout=1.0,
-    )
-    client = await aiohttp_client(create_app(unreachable))
-
-    response = await client.get(PRINTS, headers=owner[1])
+async def test_database_out_of_reach_answers_503_in_the_contract_shape(unreachable_client, owner):
+    response = await unreachable_client.get(PRINTS, headers=owner[1])
 
     assert response.status == 503, await response.text()
     assert await response.json() == {

@@ -24,7 +24,6 @@ from tests.test_cli import (
 )
 
 PRINTS = "/api/v1/prints/"
-UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -49,15 +48,6 @@ def requests_of(route: str, method: str, status: int) -> tuple:
         ("route", route),
         ("status", str(status)),
     )
-
-
-@pytest.fixture
-async def unreachable_client(aiohttp_client, settings):
-    """The app on a database that nothing answers for."""
-    unreachable = attrs.evolve(
-        settings, database_url=UNREACHABLE, pool_min_size=0, acquire_timeout=1.0
-    )
-    return await aiohttp_client(create_app(unreachable))
 
 
 @pytest.fixture

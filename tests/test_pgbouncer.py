@@ -15,7 +15,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -41,12 +40,12 @@ from service.queries import Queries
 from service.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.test_cli import (
-    STOP_TIMEOUT,
     Cli,
     children,
     free_port,
     output,
     running,
+    terminate,
     wait_until_answering,
 )
 from tests.test_deploy import tool
@@ -146,13 +145,7 @@ class PgBouncer:
 
     def stop(self) -> None:
         """Ends PgBouncer by its process id: SIGTERM, its immediate shutdown."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
+        terminate(self.process)
 
 
 @contextlib.contextmanager

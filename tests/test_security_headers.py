@@ -166,16 +166,8 @@ async def test_429_from_login(aiohttp_client, settings, db, owner):
     assert_secured(response, NOT_STORED)
 
 
-async def test_503_when_the_database_is_out_of_reach(aiohttp_client, settings, owner):
-    unreachable = attrs.evolve(
-        settings,
-        database_url="postgresql://postgres@127.0.0.1:1/none",
-        pool_min_size=0,
-        acquire_timeout=1.0,
-    )
-    client = await aiohttp_client(create_app(unreachable))
-
-    response = await client.get(PRINTS, headers=owner[1])
+async def test_503_when_the_database_is_out_of_reach(unreachable_client, owner):
+    response = await unreachable_client.get(PRINTS, headers=owner[1])
 
     assert response.status == 503, await response.text()
     assert_secured(response, NOT_STORED)
