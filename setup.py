@@ -28,6 +28,7 @@ setup(
             "ruff>=0.8",
             "jsonschema-rs>=0.29",
             "schemathesis>=4.1,<5",
+            "py-spy>=0.4",
         ],
     },
     entry_points={"console_scripts": ["printapi = service.cli:main"]},

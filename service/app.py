@@ -130,7 +130,7 @@ async def _pool_context(app: web.Application):
         await _check_pooler_settings(app)
 
     # Notifications reach only a session of the server's own: never through a pooler.
-    app[FEED] = ChangeFeed(settings.direct_url)
+    app[FEED] = ChangeFeed(settings.direct_url, answer_bytes=settings.answer_cache_bytes)
     await app[FEED].start()
     yield
     await app[FEED].close()

@@ -1,6 +1,7 @@
-"""What each worker remembers between requests: users' data versions and checked tokens.
+"""What each worker remembers between requests: users' data versions, checked tokens, and
+answers labelled with a data version (service/answers.py).
 
-Both live in memory only while a dedicated connection LISTENs to what the database
+All live in memory only while a dedicated connection LISTENs to what the database
 announces (migration 0002): a new data version of a user on ``printapi_changes``, a revoked
 or deleted token on ``printapi_tokens``. While that connection is down, nothing is
 remembered and every request asks the database, so a missed announcement can never make a
@@ -20,6 +21,8 @@ import datetime
 import logging
 
 import asyncpg
+
+from service.answers import Answer, AnswerCache
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +68,11 @@ class _Lru:
 class ChangeFeed:
     """Users' data versions and token owners, kept current by the database's announcements."""
 
-    def __init__(self, dsn: str, size: int = 100_000) -> None:
+    def __init__(self, dsn: str, size: int = 100_000, answer_bytes: int = 0) -> None:
         self._dsn = dsn
         self._versions = _Lru(size)
         self._tokens = _Lru(size)
+        self._answers = AnswerCache(answer_bytes)
         self._connection: asyncpg.Connection | None = None
         #: The connection being set up, closed if it fails before it listens.
         self._connecting: asyncpg.Connection | None = None
@@ -117,6 +121,20 @@ class ChangeFeed:
         """Keeps a version read from the database, unless an announcement brought a newer one."""
         if epoch is not None and epoch == self.epoch:
             self._raise_version(user_id, version)
+
+    def answer(self, user_id: int, what, version: int) -> Answer | None:
+        """The kept answer to ``what`` for the user, if it was read under ``version``.
+
+        ``version`` is the user's current one, as ``version()`` or the database gave it.
+        """
+        if not self.listening.is_set():
+            return None
+        return self._answers.get(user_id, what, version)
+
+    def remember_answer(self, user_id: int, what, answer: Answer) -> None:
+        """Keeps an answer while its version is still the user's current one."""
+        if self.version(user_id) == answer.version:
+            self._answers.put(user_id, what, answer)
 
     @property
     def token_epoch(self) -> tuple[int, int] | None:
@@ -180,6 +198,7 @@ class ChangeFeed:
         self.listening.clear()
         self._versions.clear()
         self._tokens.clear()
+        self._answers.clear()
 
     async def _connect(self) -> None:
         # XXX: asyncpg's default connect timeout (60 s) applies: against a server that does

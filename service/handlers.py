@@ -8,12 +8,14 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from service import errors
+from service.answers import Answer
 from service.auth import new_token, token_digest, verify_password
 from service.keys import (
     API_DOCUMENT,
     DATA,
     ETAG_SECRET,
     FEED,
+    KEPT_ANSWER,
     LEASE,
     PASSWORD_CHECKS,
     PRINT,
@@ -22,9 +24,10 @@ from service.keys import (
     REQUEST_ID,
     SETTINGS,
     USER_ID,
+    VERSION_SEEN,
 )
 from service.limits import claim_login_attempt, settle_login_success
-from service.middleware import SESSION_TOKEN, check_same_site
+from service.middleware import SESSION_TOKEN, check_same_site, print_answer_key
 from service.models import Print, dumps
 from service.params import (
     Filter,
@@ -68,6 +71,16 @@ def etag_matches(request: web.Request, etag: str) -> bool:
         if candidate in (etag, "*"):
             return True
     return False
+
+
+def answered(etag: str, body: bytes) -> web.Response:
+    """A polled answer: its JSON body, its ETag and the headers that keep ETags working."""
+    return web.Response(
+        body=body,
+        content_type="application/json",
+        charset="utf-8",
+        headers={"ETag": etag, **CACHING_HEADERS},
+    )
 
 
 def not_modified(etag: str) -> web.Response:
@@ -122,11 +135,19 @@ class PrintsView(web.View):
         simple_filter = None if needs_feedback or params.filter is None else params.filter.value
 
         version = await data_version(self.request)
-        etag = make_etag(self.request.app[ETAG_SECRET], self.request[USER_ID], version, params)
-        if etag_matches(self.request, etag):
-            return not_modified(etag)
-        headers = {"ETag": etag, **CACHING_HEADERS}
+        feed = self.request.app[FEED]
+        user_id = self.request[USER_ID]
+        answer = feed.answer(user_id, params, version)
+        if answer is None:
+            etag = make_etag(self.request.app[ETAG_SECRET], user_id, version, params)
+            answer = Answer(version, etag)
+            feed.remember_answer(user_id, params, answer)
+        if etag_matches(self.request, answer.etag):
+            return not_modified(answer.etag)
+        if answer.body is not None:
+            return answered(answer.etag, answer.body)
 
+        headers = {"ETag": answer.etag, **CACHING_HEADERS}
         if params.sorting is None:
             if needs_feedback:
                 return await self._stream(headers, "list_prints_need_feedback")
@@ -141,7 +162,10 @@ class PrintsView(web.View):
             rows = await data.fetch(
                 f"list_prints_{suffix}", simple_filter, params.start, params.limit
             )
-        return json_response([Print.from_row(row).to_json() for row in rows], headers=headers)
+        body = dumps([Print.from_row(row).to_json() for row in rows]).encode()
+        answer = Answer(version, answer.etag, body)
+        feed.remember_answer(user_id, params, answer)
+        return answered(answer.etag, answer.body)
 
     async def _stream(self, headers: dict, query_name: str, *args) -> web.StreamResponse:
         """Writes the whole list batch by batch, so memory stays bounded however long it is.
@@ -201,15 +225,22 @@ class PrintView(web.View):
         return request.method == "PATCH"
 
     async def get(self) -> web.Response:
-        body = dumps(self.request[PRINT].to_json())
-        etag = make_etag(self.request.app[ETAG_SECRET], body)
+        kept = self.request.get(KEPT_ANSWER)
+        if kept is not None:
+            etag, body = kept.etag, kept.body
+        else:
+            text = dumps(self.request[PRINT].to_json())
+            etag, body = make_etag(self.request.app[ETAG_SECRET], text), text.encode()
+            version = self.request[VERSION_SEEN]
+            if version is not None:
+                self.request.app[FEED].remember_answer(
+                    self.request[USER_ID],
+                    print_answer_key(self.request[PRINT_ID]),
+                    Answer(version, etag, body),
+                )
         if etag_matches(self.request, etag):
             return not_modified(etag)
-        return web.Response(
-            text=body,
-            content_type="application/json",
-            headers={"ETag": etag, **CACHING_HEADERS},
-        )
+        return answered(etag, body)
 
     async def patch(self) -> web.Response:
         change = parse_print_change(await read_json(self.request))

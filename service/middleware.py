@@ -28,6 +28,7 @@ from service.forwarded import client
 from service.keys import (
     DATA,
     FEED,
+    KEPT_ANSWER,
     LEASE,
     LONG_REQUESTS,
     METRICS,
@@ -38,6 +39,7 @@ from service.keys import (
     REQUEST_ID,
     SETTINGS,
     USER_ID,
+    VERSION_SEEN,
 )
 from service.models import Print, dumps
 from service.params import MAX_BIGINT
@@ -291,7 +293,8 @@ async def ownership_middleware(request: web.Request, handler):
 
     The same 404 answers a malformed id, a missing print, a deleted one and another user's,
     so ids cannot be probed. Sets ``request[PRINT_ID]`` and ``request[PRINT]``, the Print as
-    read in the same round trip, which a GET answers with as it is.
+    read in the same round trip, which a GET answers with as it is; or, for a GET the worker
+    answered before under the user's current data version, ``request[KEPT_ANSWER]``.
     """
     raw = request.match_info.get("print_id")
     if raw is None or not _is_routed(request):
@@ -306,10 +309,26 @@ async def ownership_middleware(request: web.Request, handler):
     ):
         raise errors.NotFound()
     print_id = int(raw)
+    request[PRINT_ID] = print_id
+    if request.method == "GET":
+        # A GET answered before under the user's current data version was of a live print
+        # of theirs then, and nothing of theirs has changed since: no need to read it again.
+        feed = request.app[FEED]
+        version = request[VERSION_SEEN] = feed.version(request[USER_ID])
+        if version is not None:
+            answer = feed.answer(request[USER_ID], print_answer_key(print_id), version)
+            if answer is not None:
+                request[KEPT_ANSWER] = answer
+                return await handler(request)
+
     row = await request[DATA].fetchrow("get_print", print_id)
     if row is None:
         raise errors.NotFound()
 
-    request[PRINT_ID] = print_id
     request[PRINT] = Print.from_row(row)
     return await handler(request)
+
+
+def print_answer_key(print_id: int) -> tuple[str, int]:
+    """What a GET of one print is kept under in the worker's answers (service/answers.py)."""
+    return ("print", print_id)

@@ -135,6 +135,8 @@ class Settings:
     trusted_proxies: TrustedProxies = TrustedProxies()
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
+    #: Bytes of answers each worker keeps for polls that find nothing changed (0: none).
+    answer_cache_bytes: int = 32 * 1024 * 1024
     body_timeout: float = 30.0
     max_url_bytes: int = 8190
     max_header_bytes: int = 8190
@@ -171,6 +173,7 @@ class Settings:
             trusted_proxies=TrustedProxies.parse(environ.get("PRINTAPI_TRUSTED_PROXIES", "")),
             log_level=_log_level(environ),
             max_body_bytes=_int(environ, "PRINTAPI_MAX_BODY_BYTES", 64 * 1024, 1024),
+            answer_cache_bytes=_int(environ, "PRINTAPI_ANSWER_CACHE_BYTES", 32 * 1024 * 1024, 0),
             body_timeout=_float(environ, "PRINTAPI_BODY_TIMEOUT", 30.0),
             max_url_bytes=_int(environ, "PRINTAPI_MAX_URL_BYTES", 8190, 256),
             max_header_bytes=_int(environ, "PRINTAPI_MAX_HEADER_BYTES", 8190, 1024),

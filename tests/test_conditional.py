@@ -214,24 +214,48 @@ async def _statements(app, client, path: str, headers: dict) -> tuple[int, int]:
     return response.status, app[STATEMENTS].count - before
 
 
-async def test_polled_list_page_takes_one_round_trip(app, client, factory, owner):
+async def test_list_page_after_a_change_takes_one_round_trip(app, client, factory, owner):
     user_id, headers = owner
     await factory.print(user_id)
     await _etag(client, PAGE, headers)
+    await factory.print(user_id)
 
     status, statements = await _statements(app, client, PAGE, headers)
 
     assert (status, statements) == (200, 1)
 
 
-async def test_polled_detail_takes_one_round_trip(app, client, factory, owner):
+async def test_polled_unchanged_list_page_answers_without_round_trip(app, client, factory, owner):
+    user_id, headers = owner
+    await factory.print(user_id)
+    await _etag(client, PAGE, headers)
+
+    status, statements = await _statements(app, client, PAGE, headers)
+
+    assert (status, statements) == (200, 0)
+
+
+async def test_detail_after_a_change_takes_one_round_trip(app, client, factory, owner):
     user_id, headers = owner
     path = f"/api/v1/prints/{await factory.print(user_id)}/"
+    await _etag(client, PAGE, headers)
     await _etag(client, path, headers)
+    await factory.print(user_id)
 
     status, statements = await _statements(app, client, path, headers)
 
     assert (status, statements) == (200, 1)
+
+
+async def test_polled_unchanged_detail_answers_without_round_trip(app, client, factory, owner):
+    user_id, headers = owner
+    path = f"/api/v1/prints/{await factory.print(user_id)}/"
+    await _etag(client, PAGE, headers)
+    await _etag(client, path, headers)
+
+    status, statements = await _statements(app, client, path, headers)
+
+    assert (status, statements) == (200, 0)
 
 
 async def test_polled_unchanged_list_answers_304_without_round_trip(app, client, factory, owner):

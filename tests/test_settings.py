@@ -25,6 +25,7 @@ def test_empty_environment_gives_the_documented_defaults(tmp_path):
     assert settings.trusted_origins == ()
     assert settings.log_level == "INFO"
     assert settings.max_body_bytes == 65536
+    assert settings.answer_cache_bytes == 33554432
     assert (settings.max_url_bytes, settings.max_header_bytes) == (8190, 8190)
     assert settings.max_headers == 64
     assert settings.login_window == 900
@@ -179,6 +180,11 @@ def test_postgresql_url_with_several_hosts_is_taken():
         ("PRINTAPI_LOG_LEVEL", "loud", "PRINTAPI_LOG_LEVEL must be DEBUG, INFO, WARNING"),
         ("PRINTAPI_SECRET_KEY", "short", "PRINTAPI_SECRET_KEY must hold 32 bytes"),
         ("PRINTAPI_MAX_BODY_BYTES", "100", "PRINTAPI_MAX_BODY_BYTES must be at least 1024"),
+        (
+            "PRINTAPI_ANSWER_CACHE_BYTES",
+            "-1",
+            "PRINTAPI_ANSWER_CACHE_BYTES must be at least 0, not -1",
+        ),
         ("PRINTAPI_MAX_HEADERS", "8", "PRINTAPI_MAX_HEADERS must be at least 16, not 8"),
         ("PRINTAPI_LOGIN_WINDOW", "0", "PRINTAPI_LOGIN_WINDOW must be at least 1, not 0"),
         (
