@@ -17,7 +17,7 @@ import attrs
 from service import embedded
 from service.auth import EMAIL, MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
 from service.db import connect_options
-from service.logs import BriefConnectionFailures
+from service.logs import BatchingStreamHandler, BriefConnectionFailures
 from service.migrate import MigrationError, migrate, pending
 from service.openapi import ApiDocumentError
 from service.params import JsonTextError, loads_strict
@@ -444,9 +444,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_environ()
+        # The format names none of these, which logging would otherwise find for every
+        # line (the caller's frame, the thread, the process): 4.7 of 12.7 us a line here.
+        logging._srcfile = None
+        logging.logThreads = False
+        logging.logProcesses = False
+        logging.logMultiprocessing = False
         logging.basicConfig(
             level=settings.log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            handlers=[BatchingStreamHandler(sys.stderr)],
         )
         # pgserver narrates every step of starting PostgreSQL at INFO; keep its warnings only.
         logging.getLogger("pgserver").setLevel(logging.WARNING)

@@ -1,5 +1,7 @@
-"""One line per request, with what an operator greps for, at the cost of one log call."""
+"""One line per request, with what an operator greps for, at the cost of one log call; and
+the handler that writes the lines of one loop iteration together."""
 
+import asyncio
 import logging
 
 from aiohttp.abc import AbstractAccessLogger
@@ -60,3 +62,53 @@ class BriefConnectionFailures(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class BatchingStreamHandler(logging.StreamHandler):
+    """A StreamHandler that, inside a running event loop, writes the lines logged during one
+    loop iteration in one write at its end, rather than one write (a system call) per line.
+
+    Under load an iteration answers many requests: their access lines go out together, at
+    most one iteration late. Outside a loop, and from other threads, a line goes out at once.
+    ``flush()`` writes what waits; call it before a process ends without running
+    ``logging.shutdown()`` (os._exit).
+    """
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            self._waiting.append(line)
+            self.flush()
+            return
+        if self._loop is not loop:
+            # A new loop (or the first): what waits for a loop that is gone goes out now.
+            self.flush()
+            self._loop = loop
+        if not self._waiting:
+            loop.call_soon(self.flush)
+        self._waiting.append(line)
+
+    def flush(self) -> None:
+        with self.lock:
+            waiting, self._waiting = self._waiting, []
+            try:
+                if waiting:
+                    self.stream.write("".join(waiting))
+                self.stream.flush()
+            except (OSError, ValueError):
+                # The stream is gone (a closed pipe or file): there is nowhere left to say
+                # so, and raising here would only log another line to the same stream.
+                pass

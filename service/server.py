@@ -432,6 +432,9 @@ class _Supervisor:
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())
                 code = 1
+            # os._exit skips logging's own shutdown: the last lines would wait forever.
+            for handler in logging.getLogger().handlers:
+                handler.flush()
             os._exit(code)
         self.started_at[pid] = time.monotonic()
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
