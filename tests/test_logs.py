@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from service.app import create_app
-from service.logs import AccessLogger
+from service.logs import AccessLogger, BatchingStreamHandler
 from tests.test_cli import (
     free_port,
     output,
@@ -183,3 +183,80 @@ async def test_request_refused_by_the_parser_is_logged_without_an_error(printapi
     assert "Unhandled exception" not in log
     [line] = [line for line in log.splitlines() if " status=400 " in line]
     assert " route=- client=127.0.0.1" in line
+
+
+# The handler that writes a loop iteration's lines together.
+
+
+class CountingStream:
+    """A text stream that keeps what each write call got."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _batching_logger(name: str) -> tuple[logging.Logger, CountingStream]:
+    stream = CountingStream()
+    handler = BatchingStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger(name)
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log, stream
+
+
+async def test_lines_of_one_loop_iteration_go_out_in_one_write():
+    log, stream = _batching_logger("test.batching.one_iteration")
+    for number in range(3):
+        log.info("line %d", number)
+    written_before_the_iteration_ends = list(stream.writes)
+
+    await asyncio.sleep(0)
+
+    assert (written_before_the_iteration_ends, stream.writes) == ([], ["line 0\nline 1\nline 2\n"])
+
+
+async def test_lines_of_later_iterations_go_out_in_later_writes():
+    log, stream = _batching_logger("test.batching.later_iterations")
+    log.info("first")
+    await asyncio.sleep(0)
+    log.info("second")
+    await asyncio.sleep(0)
+
+    assert stream.writes == ["first\n", "second\n"]
+
+
+def test_line_outside_a_loop_goes_out_at_once():
+    log, stream = _batching_logger("test.batching.no_loop")
+
+    log.info("now")
+
+    assert stream.writes == ["now\n"]
+
+
+async def test_flush_writes_the_lines_that_wait():
+    log, stream = _batching_logger("test.batching.flush")
+    log.info("waiting")
+
+    log.handlers[0].flush()
+
+    assert stream.writes == ["waiting\n"]
+
+
+def test_line_from_another_thread_goes_out_after_the_waiting_ones():
+    log, stream = _batching_logger("test.batching.thread")
+
+    async def log_then_call_a_thread():
+        log.info("in the loop")
+        await asyncio.to_thread(log.info, "from a thread")
+
+    asyncio.run(log_then_call_a_thread())
+
+    assert "".join(stream.writes) == "in the loop\nfrom a thread\n"
