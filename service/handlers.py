@@ -32,8 +32,8 @@ from service.models import Print, dumps
 from service.params import (
     Filter,
     Sorting,
+    list_params_of,
     parse_json_body,
-    parse_list_params,
     parse_print_change,
     unstorable,
 )
@@ -126,10 +126,13 @@ class PrintsView(web.View):
     @staticmethod
     def takes_long(request: web.Request) -> bool:
         """A list without a limit may be long: it leases from the long requests' share."""
-        return "limit" not in request.query
+        try:
+            return list_params_of(request.rel_url.raw_query_string).limit is None
+        except errors.BadRequest:
+            return False  # Refused once authenticated, before it leases anything.
 
     async def get(self) -> web.StreamResponse:
-        params = parse_list_params(self.request.query)
+        params = list_params_of(self.request.rel_url.raw_query_string)
         data = self.request[DATA]
         needs_feedback = params.filter is Filter.NEED_PRINT_SHOT_FEEDBACK
         simple_filter = None if needs_feedback or params.filter is None else params.filter.value

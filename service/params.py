@@ -6,10 +6,12 @@ Every problem found is collected under the name of the parameter or field at fau
 
 import codecs
 import enum
+import functools
 import json
 
 import attrs
 from multidict import MultiMapping
+from yarl import URL
 
 from service.errors import BadRequest
 from service.models import FEEDBACK_FIELDS, PRINT_FIELDS, AlertOverwrite, Answer, dumps
@@ -98,6 +100,13 @@ def parse_list_params(query: MultiMapping[str]) -> ListParams:
     if errors:
         raise BadRequest(errors)
     return ListParams(**parsed)
+
+
+@functools.lru_cache(maxsize=1024)
+def list_params_of(raw_query: str) -> ListParams:
+    """``parse_list_params`` of a query string as sent (still percent-encoded), remembered:
+    dashboards send the same few again and again. A refused one is not remembered."""
+    return parse_list_params(URL.build(query_string=raw_query, encoded=True).query)
 
 
 def _choice_or_error(kind, raw: str, name: str, errors: dict) -> enum.StrEnum | None:

@@ -3,9 +3,11 @@
 import datetime
 
 import pytest
+from yarl import URL
 
+from service.errors import BadRequest
 from service.handlers import STREAM_BATCH
-from service.params import MAX_BIGINT
+from service.params import MAX_BIGINT, list_params_of, parse_list_params
 from tests.conftest import at
 
 LIST = "/api/v1/prints/"
@@ -985,3 +987,18 @@ async def test_list_writes_timestamps_in_utc_with_z(client, factory, owner, quer
     assert [item["started_at"] for item in await response.json()] == [
         "2026-03-01T12:00:00.250000Z"
     ]
+
+
+def test_remembered_list_params_equal_a_fresh_reading():
+    raw = "sorting=date_asc&start=0030&limit=5&filter=finished"
+
+    assert list_params_of(raw) == parse_list_params(URL(f"/?{raw}").query)
+    assert list_params_of(raw) is list_params_of(raw)
+
+
+def test_refused_list_params_are_refused_again():
+    with pytest.raises(BadRequest):
+        list_params_of("start=1")
+
+    with pytest.raises(BadRequest):
+        list_params_of("start=1")
