@@ -20,11 +20,11 @@ from service.keys import (
     PASSWORD_CHECKS,
     PRINT,
     PRINT_ID,
+    PRINT_VERSION,
     QUERIES,
     REQUEST_ID,
     SETTINGS,
     USER_ID,
-    VERSION_SEEN,
 )
 from service.limits import claim_login_attempt, settle_login_success
 from service.middleware import SESSION_TOKEN, check_same_site, print_answer_key
@@ -81,6 +81,15 @@ def answered(etag: str, body: bytes) -> web.Response:
         charset="utf-8",
         headers={"ETag": etag, **CACHING_HEADERS},
     )
+
+
+def keep_print_answer(request: web.Request, version: int, print_: Print) -> Answer:
+    """The answer to a GET of ``print_`` as of the user's data version ``version``, kept in
+    the worker's answers while that version is the user's current one."""
+    text = dumps(print_.to_json())
+    answer = Answer(version, make_etag(request.app[ETAG_SECRET], text), text.encode())
+    request.app[FEED].remember_answer(request[USER_ID], print_answer_key(print_.id), answer)
+    return answer
 
 
 def not_modified(etag: str) -> web.Response:
@@ -216,10 +225,11 @@ class PrintsView(web.View):
 
 
 class PrintView(web.View):
-    """GET and PATCH /api/v1/prints/{id}/; the ownership middleware has loaded the print.
+    """GET and PATCH /api/v1/prints/{id}/; the ownership middleware has loaded the print, or
+    found the GET's answer kept under the user's current data version.
 
-    The detail's ETag is a keyed hash of its body: the print is read on every request anyway,
-    so the ETag is exact.
+    The detail's ETag is a keyed hash of its body, so it is exact: a change to another print
+    of the user leaves it as it was.
     """
 
     @staticmethod
@@ -228,28 +238,22 @@ class PrintView(web.View):
         return request.method == "PATCH"
 
     async def get(self) -> web.Response:
-        kept = self.request.get(KEPT_ANSWER)
-        if kept is not None:
-            etag, body = kept.etag, kept.body
-        else:
-            text = dumps(self.request[PRINT].to_json())
-            etag, body = make_etag(self.request.app[ETAG_SECRET], text), text.encode()
-            version = self.request[VERSION_SEEN]
-            if version is not None:
-                self.request.app[FEED].remember_answer(
-                    self.request[USER_ID],
-                    print_answer_key(self.request[PRINT_ID]),
-                    Answer(version, etag, body),
-                )
-        if etag_matches(self.request, etag):
-            return not_modified(etag)
-        return answered(etag, body)
+        answer = self.request.get(KEPT_ANSWER)
+        if answer is None:
+            answer = keep_print_answer(
+                self.request, self.request[PRINT_VERSION], self.request[PRINT]
+            )
+        if etag_matches(self.request, answer.etag):
+            return not_modified(answer.etag)
+        return answered(answer.etag, answer.body)
 
     async def patch(self) -> web.Response:
         change = parse_print_change(await read_json(self.request))
         data = self.request[DATA]
         print_id = self.request[PRINT_ID]
+        feed = self.request.app[FEED]
 
+        epoch = feed.epoch
         async with data.transaction():
             if await data.fetchrow("lock_print", print_id) is None:
                 raise errors.NotFound()
@@ -261,7 +265,11 @@ class PrintView(web.View):
                 await self._set_answers(print_id, change.answers)
             row = await data.fetchrow("get_print", print_id)
 
-        return json_response(Print.from_row(row).to_json())
+        # This worker knows its own change at once; the others once the database announces
+        # it. The client's next GET here then finds the new version, and this very answer.
+        feed.remember_version(self.request[USER_ID], row["data_version"], epoch)
+        answer = keep_print_answer(self.request, row["data_version"], Print.from_row(row))
+        return web.Response(body=answer.body, content_type="application/json", charset="utf-8")
 
     async def _set_answers(self, print_id: int, answers: dict) -> None:
         """Sets the frames' answers; 400 (rolling back) when one is not a frame of this print."""

@@ -36,9 +36,8 @@ USER_ID = web.RequestKey("user_id", int)
 #: The statement runner bound to the authenticated user (a service.db.UserData).
 DATA = web.RequestKey("data", object)
 PRINT_ID = web.RequestKey("print_id", int)
-#: The user's data version the ownership middleware saw before it read the print, or None
-#: when the worker did not know it.
-VERSION_SEEN = web.RequestKey("version_seen", object)
+#: The user's data version that request[PRINT] is as of, read in the same statement.
+PRINT_VERSION = web.RequestKey("print_version", int)
 #: The answer to a GET of one print, when the worker kept it under the current version.
 KEPT_ANSWER = web.RequestKey("kept_answer", object)
 #: The print a route's {print_id} names, as the ownership middleware loaded it.

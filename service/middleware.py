@@ -35,11 +35,11 @@ from service.keys import (
     POOL,
     PRINT,
     PRINT_ID,
+    PRINT_VERSION,
     QUERIES,
     REQUEST_ID,
     SETTINGS,
     USER_ID,
-    VERSION_SEEN,
 )
 from service.models import Print, dumps
 from service.params import MAX_BIGINT
@@ -292,9 +292,10 @@ async def ownership_middleware(request: web.Request, handler):
     """For a route with ``{print_id}``: loads the print, or 404 unless it is live and the user's.
 
     The same 404 answers a malformed id, a missing print, a deleted one and another user's,
-    so ids cannot be probed. Sets ``request[PRINT_ID]`` and ``request[PRINT]``, the Print as
-    read in the same round trip, which a GET answers with as it is; or, for a GET the worker
-    answered before under the user's current data version, ``request[KEPT_ANSWER]``.
+    so ids cannot be probed. Sets ``request[PRINT_ID]``, and ``request[PRINT]``, the Print as
+    read in the same round trip, which a GET answers with as it is, with
+    ``request[PRINT_VERSION]``, the user's data version it is as of; or, for a GET the
+    worker answered before under the user's current data version, ``request[KEPT_ANSWER]``.
     """
     raw = request.match_info.get("print_id")
     if raw is None or not _is_routed(request):
@@ -310,22 +311,26 @@ async def ownership_middleware(request: web.Request, handler):
         raise errors.NotFound()
     print_id = int(raw)
     request[PRINT_ID] = print_id
+    feed = request.app[FEED]
+    user_id = request[USER_ID]
     if request.method == "GET":
         # A GET answered before under the user's current data version was of a live print
         # of theirs then, and nothing of theirs has changed since: no need to read it again.
-        feed = request.app[FEED]
-        version = request[VERSION_SEEN] = feed.version(request[USER_ID])
+        version = feed.version(user_id)
         if version is not None:
-            answer = feed.answer(request[USER_ID], print_answer_key(print_id), version)
+            answer = feed.answer(user_id, print_answer_key(print_id), version)
             if answer is not None:
                 request[KEPT_ANSWER] = answer
                 return await handler(request)
 
+    epoch = feed.epoch
     row = await request[DATA].fetchrow("get_print", print_id)
     if row is None:
         raise errors.NotFound()
 
+    feed.remember_version(user_id, row["data_version"], epoch)
     request[PRINT] = Print.from_row(row)
+    request[PRINT_VERSION] = row["data_version"]
     return await handler(request)
 
 

@@ -8,10 +8,12 @@ import pytest
 
 from service.answers import ENTRY_OVERHEAD, Answer, AnswerCache
 from service.app import create_app
-from service.changes import LISTENER_NAME
+from service.changes import LISTENER_NAME, ChangeFeed
 from service.keys import FEED, STATEMENTS
 
 PAGE = "/api/v1/prints/?start=0&limit=12&sorting=date_desc"
+#: Seconds each data-version announcement takes to reach the app of ``late_client``.
+LATE = 0.3
 
 
 async def _settled() -> None:
@@ -200,3 +202,87 @@ async def test_without_kept_answers_a_polled_page_takes_one_round_trip(
     await _settled()
 
     assert (status, app[STATEMENTS].count - before) == (200, 1)
+
+
+# A client's own change, and announcements that come late, as from a busy database.
+
+
+@pytest.fixture
+async def late_client(aiohttp_client, settings, db, monkeypatch):
+    """The real app whose change feed reads each data-version announcement LATE seconds
+    after the database sends it; tokens' announcements are not delayed."""
+    on_change = ChangeFeed._on_change
+
+    def late(self, *args):
+        asyncio.get_running_loop().call_later(LATE, on_change, self, *args)
+
+    monkeypatch.setattr(ChangeFeed, "_on_change", late)
+    client = await aiohttp_client(create_app(settings))
+    yield client
+    await asyncio.sleep(LATE + 0.1)  # No announcement left to land after the test.
+
+
+async def test_detail_after_own_patch_shows_it_before_the_announcement(
+    late_client, factory, owner
+):
+    user_id, headers = owner
+    path = f"/api/v1/prints/{await factory.print(user_id)}/"
+    await _get(late_client, PAGE, headers)
+    await _get(late_client, path, headers)
+    await late_client.patch(path, json={"alert_overwrite": "FAILED"}, headers=headers)
+
+    response = await late_client.get(path, headers=headers)
+
+    assert (await response.json())["alert_overwrite"] == "FAILED"
+
+
+async def test_page_after_own_patch_shows_it_before_the_announcement(late_client, factory, owner):
+    user_id, headers = owner
+    path = f"/api/v1/prints/{await factory.print(user_id)}/"
+    await _get(late_client, PAGE, headers)
+    await late_client.patch(path, json={"alert_overwrite": "FAILED"}, headers=headers)
+
+    response = await late_client.get(PAGE, headers=headers)
+
+    assert [item["alert_overwrite"] for item in await response.json()] == ["FAILED"]
+
+
+async def test_gets_racing_patches_leave_nothing_stale_once_announced(client, factory, owner):
+    user_id, headers = owner
+    path = f"/api/v1/prints/{await factory.print(user_id)}/"
+    seen = []
+    for round_ in range(30):
+        value = ("FAILED", "NOT_FAILED")[round_ % 2]
+        gets = [client.get(p, headers=headers) for p in (PAGE, path) * 5]
+        patch = client.patch(path, json={"alert_overwrite": value}, headers=headers)
+        for response in await asyncio.gather(*gets, patch):
+            await response.read()
+        await _settled()
+
+        detail = await (await client.get(path, headers=headers)).json()
+        page = await (await client.get(PAGE, headers=headers)).json()
+        seen.append((detail["alert_overwrite"], page[0]["alert_overwrite"]))
+
+    assert seen == [(value, value) for value in ("FAILED", "NOT_FAILED") * 15]
+
+
+async def test_new_user_with_a_reused_id_never_gets_the_old_users_answers(
+    client, db, factory, owner
+):
+    old_id, headers = owner
+    print_id = await factory.print(old_id, filename="old-user.gcode")
+    path = f"/api/v1/prints/{print_id}/"
+    await _get(client, PAGE, headers)
+    await _get(client, path, headers)
+    await db.execute(
+        "TRUNCATE users, api_tokens, printers, prints, print_shot_feedbacks"
+        " RESTART IDENTITY CASCADE"
+    )
+    new_id = await factory.user("newcomer@example.com")
+    new_headers = {"Authorization": f"Bearer {await factory.token(new_id)}"}
+    await _settled()
+
+    page = await client.get(PAGE, headers=new_headers)
+    detail = await client.get(path, headers=new_headers)
+
+    assert (new_id, page.status, await page.json(), detail.status) == (old_id, 200, [], 404)

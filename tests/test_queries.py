@@ -26,7 +26,11 @@ def test_statement_is_reachable_by_its_file_name():
 
     assert query.name == "get_print"
     assert query.parameter_count == 2
-    assert query.doc == "Print $2 of user $1 with its frames, when it is live."
+    assert query.doc == (
+        "Print $2 of user $1 with its frames, when it is live, and the user's data version as"
+        " of the same snapshot: the version the print is exactly as of (0 when nothing ever"
+        " changed)."
+    )
 
 
 def test_unknown_statement_name_raises_attribute_error_naming_it():
