@@ -2,13 +2,15 @@
 
 No middleware, no database, no access log: what aiohttp itself costs for a response of this
 size, served the way ``printapi serve --workers N`` serves (a parent binds one socket on
-127.0.0.1 and forks N workers that accept from it). SIGTERM or SIGINT to the parent stops the
+127.0.0.1 and forks N workers that accept from it, one connection per wake-up, with the
+service's own FairAcceptor). SIGTERM or SIGINT to the parent stops the
 workers; the parent also stops them by itself after ``--max-seconds``.
 
     python -m bench.ceiling_app --port P --workers N --body FILE --content-type TYPE
 """
 
 import argparse
+import asyncio
 import contextlib
 import os
 import signal
@@ -17,6 +19,8 @@ import sys
 import time
 
 from aiohttp import web
+
+from service.server import FairAcceptor, LoadSeat
 
 
 def make_app(body: bytes, content_type: str) -> web.Application:
@@ -30,13 +34,21 @@ def make_app(body: bytes, content_type: str) -> web.Application:
     return app
 
 
-def _worker(sock: socket.socket, body: bytes, content_type: str) -> None:
+async def _serve(sock: socket.socket, app: web.Application, seat: LoadSeat) -> None:
+    """Serves until SIGTERM ends the process, accepting as the service's workers do."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    FairAcceptor(sock, runner.server, seat).start()
+    await asyncio.Event().wait()
+
+
+def _worker(sock: socket.socket, body: bytes, content_type: str, seat: LoadSeat) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     code = 0
     try:
-        web.run_app(make_app(body, content_type), sock=sock, print=None, access_log=None)
+        asyncio.run(_serve(sock, make_app(body, content_type), seat))
     except BaseException as error:  # A worker must never fall back into the parent's code.
         print(f"ceiling worker {os.getpid()} failed: {error!r}", file=sys.stderr)
         code = 1
@@ -70,10 +82,10 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         signal.signal(signum, forward)
     signal.alarm(args.max_seconds)
-    for _ in range(args.workers):
+    for seat in LoadSeat.shared(args.workers):
         pid = os.fork()
         if pid == 0:
-            _worker(sock, body, args.content_type)
+            _worker(sock, body, args.content_type, seat)
         children.append(pid)
     print(
         f"ceiling app on http://127.0.0.1:{args.port} with {args.workers} worker(s)",

@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import logging
+import multiprocessing
 import os
 import select
 import shutil
@@ -169,17 +170,23 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 KEEPALIVE_TIMEOUT = 75.0
 
 
-def _run_worker(settings: Settings, sock: socket.socket, parent_pid: int | None = None) -> None:
+def _run_worker(
+    settings: Settings,
+    sock: socket.socket,
+    parent_pid: int | None = None,
+    seat: "LoadSeat | None" = None,
+) -> None:
     """Serves on ``sock`` until SIGINT or SIGTERM, then finishes the requests in flight.
 
     ``parent_pid`` names the supervising parent; None means this process serves alone, and
-    then it logs the stop itself.
+    then it logs the stop itself. ``seat`` is this worker's place among the loads the
+    workers share (FairAcceptor).
     """
     # Held back until the loop's handlers take them: before that, Python's defaults would
     # end the worker with a traceback.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        asyncio.run(_serve_until_stopped(settings, sock, parent_pid))
+        asyncio.run(_serve_until_stopped(settings, sock, parent_pid, seat))
     finally:
         # What remains is cleaning up, which a late Ctrl-C must not cut short.
         for signum in STOP_SIGNALS:
@@ -192,7 +199,7 @@ def _ignore_signal(_signum, _frame) -> None:
 
 
 async def _serve_until_stopped(
-    settings: Settings, sock: socket.socket, parent_pid: int | None
+    settings: Settings, sock: socket.socket, parent_pid: int | None, seat: "LoadSeat | None"
 ) -> None:
     loop = asyncio.get_running_loop()
     stop_asked: asyncio.Future[float] = loop.create_future()
@@ -219,25 +226,154 @@ async def _serve_until_stopped(
         shutdown_timeout=settings.shutdown_timeout,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    acceptor = FairAcceptor(sock, runner.server, seat)
     try:
         started = not stop_asked.done()
         if started:
-            await site.start()
+            acceptor.start()
         began = await stop_asked
         if started:
             # Stop accepting first, then give connections accepted a moment ago time to send
             # their first request: cleanup closes every connection without one at once,
             # which would drop a request already on its way.
-            await site.stop()
+            acceptor.stop()
             await asyncio.sleep(ACCEPTED_GRACE)
     finally:
+        acceptor.stop()
         await runner.cleanup()
 
     if parent_pid is None:
         _log_stop_ends(began)
     elif os.getppid() != parent_pid:
         logger.info("worker %d stopped in %.1f s", os.getpid(), time.monotonic() - began)
+
+
+#: Seconds a worker stops accepting after the system refused it a file or memory.
+ACCEPT_PAUSE = 1.0
+#: Connections a worker may hold beyond the least loaded worker and still take a new one.
+SPREAD_SLACK = 2
+#: Seconds a worker leaves a new connection to a less loaded one before it looks again,
+#: and how long in all before it takes the connection itself (the other may be stuck).
+DEFER_STEP = 0.001
+DEFER_LIMIT = 0.02
+
+
+class LoadSeat:
+    """A worker's place in the open-connection counts that all workers of one parent share.
+
+    The counts live in shared memory made before the workers are forked. A worker writes its
+    own each time a connection waits; a seat whose worker died reads as full until the
+    replacement writes its own.
+    """
+
+    FULL = 2**62
+
+    def __init__(self, counts, index: int) -> None:
+        self._counts = counts
+        self.index = index
+
+    @classmethod
+    def shared(cls, workers: int) -> list["LoadSeat"]:
+        counts = multiprocessing.RawArray("q", workers)
+        return [cls(counts, index) for index in range(workers)]
+
+    def write(self, count: int) -> None:
+        self._counts[self.index] = count
+
+    def least(self) -> int:
+        return min(self._counts)
+
+
+class FairAcceptor:
+    """Accepts connections on a listening socket that every worker shares, and spreads them.
+
+    asyncio's own server accepts as many waiting connections as its backlog (128 through
+    aiohttp) each time the socket is ready, so the first worker to wake took a whole burst:
+    32 connections opened at once by wrk or by a proxy's pool all went to one of two
+    workers, which then served at half the machine's rate while the other idled. Every worker
+    wakes when a connection waits; this one takes one at a time, and leaves it to another
+    worker while it holds more than SPREAD_SLACK connections beyond the least loaded one
+    (for DEFER_LIMIT at most). ``seat`` None (a single process) takes every connection.
+    Accepted connections go to ``protocol_factory`` (an aiohttp server) as asyncio's would.
+    """
+
+    def __init__(self, sock: socket.socket, protocol_factory, seat: LoadSeat | None = None):
+        self._sock = sock
+        self._protocol_factory = protocol_factory
+        self._seat = seat
+        self._loop = asyncio.get_running_loop()
+        self._reading = False
+        self._stopped = False
+        self._deferring_since: float | None = None
+        self._connecting: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        self._sock.setblocking(False)
+        if self._seat is not None:
+            self._seat.write(0)
+        self._read()
+
+    def stop(self) -> None:
+        """Accepts no more connections, and closes this process's copy of the socket (new
+        connections are refused once every copy is closed); those accepted stay with the
+        aiohttp server."""
+        self._stopped = True
+        self._pause()
+        self._sock.close()
+
+    def _read(self) -> None:
+        if not self._reading and not self._stopped:
+            self._reading = True
+            self._loop.add_reader(self._sock.fileno(), self._accept_one)
+
+    def _pause(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._sock.fileno())
+
+    def _leaves_it_to_another(self) -> bool:
+        """Whether a less loaded worker should take the waiting connection (noted now)."""
+        if self._seat is None:
+            return False
+        held = len(self._protocol_factory.connections) + len(self._connecting)
+        self._seat.write(held)
+        if held <= self._seat.least() + SPREAD_SLACK:
+            self._deferring_since = None
+            return False
+        now = self._loop.time()
+        if self._deferring_since is None:
+            self._deferring_since = now
+        if now - self._deferring_since >= DEFER_LIMIT:
+            self._deferring_since = None
+            return False
+        return True
+
+    def _accept_one(self) -> None:
+        if self._leaves_it_to_another():
+            # Still ready for this worker too: looking again at once would spin.
+            self._pause()
+            self._loop.call_later(DEFER_STEP, self._read)
+            return
+        try:
+            connection, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # Another worker took it, or its client gave up first.
+        except OSError as error:
+            # Out of files or memory: the connection stays queued, and the socket, ready
+            # again at once, would spin this loop.
+            logger.warning("cannot accept connections for %g s: %r", ACCEPT_PAUSE, error)
+            self._pause()
+            self._loop.call_later(ACCEPT_PAUSE, self._read)
+            return
+        task = self._loop.create_task(self._connect(connection))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, connection: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._protocol_factory, connection)
+        except OSError:
+            connection.close()  # Gone before it was set up: nothing to answer.
 
 
 def _log_stop_begins(signum: int, settings: Settings) -> None:
@@ -357,6 +493,8 @@ class _Supervisor:
         self.sock = sock
         self.count = count
         self.started_at: dict[int, float] = {}  # pid -> monotonic time it was forked
+        self.seats = LoadSeat.shared(count)
+        self.seat_of: dict[int, LoadSeat] = {}  # pid -> its seat
         self.caught: list[int] = []
         self.start_failures = 0
         self.respawn_at: float | None = None
@@ -412,6 +550,8 @@ class _Supervisor:
                     self._spawn()
 
     def _spawn(self) -> None:
+        taken = {seat.index for seat in self.seat_of.values()}
+        seat = next(seat for seat in self.seats if seat.index not in taken)
         # Signals wait until the child has its own handlers: a SIGTERM caught by the parent's
         # handler in the child would only be noted, and the worker would never stop.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
@@ -428,7 +568,7 @@ class _Supervisor:
             code = 0
             try:
                 _stop_with_parent(parent_pid)
-                _run_worker(self.settings, self.sock, parent_pid)
+                _run_worker(self.settings, self.sock, parent_pid, seat)
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())
                 code = 1
@@ -437,6 +577,7 @@ class _Supervisor:
                 handler.flush()
             os._exit(code)
         self.started_at[pid] = time.monotonic()
+        self.seat_of[pid] = seat
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _reap(self) -> None:
@@ -451,6 +592,7 @@ class _Supervisor:
             started_at = self.started_at.pop(pid, None)
             if started_at is None:
                 continue
+            self.seat_of.pop(pid).write(LoadSeat.FULL)  # Taken by nobody until replaced.
             _forget_worker(pid)
             lived = time.monotonic() - started_at
             logger.error(

@@ -1074,6 +1074,40 @@ async def test_serve_on_tcp_answers_then_stops_on_sigterm(printapi, factory, own
         assert stop(server) == 0, output(server)
 
 
+async def test_serve_spreads_connections_opened_under_load_over_its_workers(printapi):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/healthz"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, url)
+        workers = children(server.pid)
+
+        # A client pool of 32 keep-alive connections, opened as requests pile up, as a
+        # proxy's or a load generator's is: 640 requests at once.
+        connector = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def ask() -> int:
+                async with session.get(url) as response:
+                    await response.read()
+                    return response.status
+
+            statuses = await asyncio.gather(*(ask() for _ in range(640)))
+            held = {
+                pid: sum(
+                    1
+                    for connection in psutil.Process(pid).net_connections("tcp")
+                    if connection.laddr.port == port and connection.status == "ESTABLISHED"
+                )
+                for pid in workers
+            }
+
+    assert statuses == [200] * 640
+    assert sum(held.values()) == 32
+    assert min(held.values()) >= 8, held
+
+
 async def test_serve_on_unix_socket_answers_then_stops_on_sigterm(printapi, factory, owner):
     user_id, headers = owner
     print_id = await factory.print(user_id)
