@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import attrs
 from aiohttp import web
 
 from service.settings import Settings
@@ -26,8 +27,13 @@ async def _settle() -> None:
     await asyncio.sleep(0.1)
 
 
-async def count(database_url: str, var_dir: Path, requests: dict) -> dict[str, float] | None:
+async def count(
+    database_url: str, var_dir: Path, requests: dict, answer_cache_bytes: int | None = None
+) -> dict[str, float] | None:
     """Statements per request for each ``key: (method, path, headers, body)``.
+
+    ``answer_cache_bytes`` sets PRINTAPI_ANSWER_CACHE_BYTES (0: every request reads); None
+    leaves the service's default.
 
     A header ``If-None-Match`` given as None is filled with the ETag of a plain GET of the
     same path, taken just before (the ETag is keyed with this app's own secret).
@@ -42,6 +48,8 @@ async def count(database_url: str, var_dir: Path, requests: dict) -> dict[str, f
         return None
 
     settings = Settings(database_url=database_url, var_dir=var_dir, pool_max_size=2)
+    if answer_cache_bytes is not None:
+        settings = attrs.evolve(settings, answer_cache_bytes=answer_cache_bytes)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
