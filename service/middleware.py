@@ -5,7 +5,9 @@ handler therefore only runs for an authenticated user, and a handler of a route 
 ``{print_id}`` only runs when that print is live and belongs to that user.
 """
 
+import itertools
 import logging
+import os
 import re
 import secrets
 
@@ -157,7 +159,27 @@ def _request_id(given: str | None) -> str:
     """The client's X-Request-ID when it is a plain token, else a new one."""
     if given and REQUEST_ID_FORM.fullmatch(given):
         return given
-    return secrets.token_hex(16)
+    return request_ids.next()
+
+
+class RequestIds:
+    """Unique ids without a system call each: 16 random hex digits drawn once per process
+    (again after a fork), then a counter in 16 more. An id names a request in the logs; it
+    guards nothing, so it need not be unpredictable. secrets.token_hex was 2% of a 304."""
+
+    def __init__(self) -> None:
+        self._start()
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+request_ids = RequestIds()
 
 
 def as_response(error: web.HTTPException) -> web.Response:

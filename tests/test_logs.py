@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import re
 
 import aiohttp
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from service.app import create_app
 from service.logs import AccessLogger, BatchingStreamHandler
+from service.middleware import request_ids
 from tests.test_cli import (
     free_port,
     output,
@@ -260,3 +262,27 @@ def test_line_from_another_thread_goes_out_after_the_waiting_ones():
     asyncio.run(log_then_call_a_thread())
 
     assert "".join(stream.writes) == "in the loop\nfrom a thread\n"
+
+
+# Request ids made by the service.
+
+
+def test_request_ids_made_in_a_row_differ_in_their_counter_only():
+    first, second = request_ids.next(), request_ids.next()
+
+    assert (first[:16], int(second[16:], 16) - int(first[16:], 16)) == (second[:16], 1)
+
+
+def test_request_ids_made_after_a_fork_start_from_new_random_digits():
+    parent = request_ids.next()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, request_ids.next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and child[:16] != parent[:16]
