@@ -3,6 +3,7 @@ the handler that writes the lines of one loop iteration together."""
 
 import asyncio
 import logging
+import select
 
 from aiohttp.abc import AbstractAccessLogger
 
@@ -66,7 +67,12 @@ class BriefConnectionFailures(logging.Filter):
 
 class BatchingStreamHandler(logging.StreamHandler):
     """A StreamHandler that, inside a running event loop, writes the lines logged during one
-    loop iteration in one write at its end, rather than one write (a system call) per line.
+    loop iteration together at its end, rather than one write (a system call) per line.
+
+    Each write holds whole lines and at most PIPE_BUF bytes (a longer line goes alone): the
+    workers share one stderr, and a pipe keeps only such writes from being interleaved with
+    another process's. One write of a whole iteration's lines came out mixed with the other
+    worker's under `| tee` or a container's log pipe.
 
     Under load an iteration answers many requests: their access lines go out together, at
     most one iteration late. Outside a loop, and from other threads, a line goes out at once.
@@ -105,10 +111,26 @@ class BatchingStreamHandler(logging.StreamHandler):
         with self.lock:
             waiting, self._waiting = self._waiting, []
             try:
-                if waiting:
-                    self.stream.write("".join(waiting))
+                for chunk in _whole_lines_up_to(select.PIPE_BUF, waiting):
+                    self.stream.write(chunk)
+                    self.stream.flush()
                 self.stream.flush()
             except (OSError, ValueError):
                 # The stream is gone (a closed pipe or file): there is nowhere left to say
                 # so, and raising here would only log another line to the same stream.
                 pass
+
+
+def _whole_lines_up_to(limit: int, lines: list[str]):
+    """The lines joined into chunks of at most ``limit`` bytes each, never splitting one."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode("utf-8", "surrogateescape"))
+        if chunk and size + length > limit:
+            yield "".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += length
+    if chunk:
+        yield "".join(chunk)

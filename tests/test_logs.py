@@ -4,6 +4,7 @@ import asyncio
 import logging
 import os
 import re
+import select
 
 import aiohttp
 import pytest
@@ -223,6 +224,32 @@ async def test_lines_of_one_loop_iteration_go_out_in_one_write():
     await asyncio.sleep(0)
 
     assert (written_before_the_iteration_ends, stream.writes) == ([], ["line 0\nline 1\nline 2\n"])
+
+
+async def test_each_write_holds_whole_lines_and_at_most_pipe_buf_bytes():
+    log, stream = _batching_logger("test.batching.pipe_buf")
+    lines = [f"{number:04d} " + "x" * 195 for number in range(100)]  # 200 bytes each
+    for line in lines:
+        log.info(line)
+
+    await asyncio.sleep(0)
+
+    per_write = select.PIPE_BUF // 201  # 20 where PIPE_BUF is 4096, as on Linux
+    assert [len(write) for write in stream.writes[:-1]] == [per_write * 201] * (
+        len(stream.writes) - 1
+    )
+    assert "".join(stream.writes).splitlines() == lines
+
+
+async def test_a_line_longer_than_pipe_buf_goes_out_alone():
+    log, stream = _batching_logger("test.batching.long_line")
+    log.info("short")
+    log.info("y" * 5000)
+    log.info("short again")
+
+    await asyncio.sleep(0)
+
+    assert stream.writes == ["short\n", "y" * 5000 + "\n", "short again\n"]
 
 
 async def test_lines_of_later_iterations_go_out_in_later_writes():
