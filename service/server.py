@@ -256,6 +256,9 @@ SPREAD_SLACK = 2
 #: and how long in all before it takes the connection itself (the other may be stuck).
 DEFER_STEP = 0.001
 DEFER_LIMIT = 0.02
+#: Seconds a worker takes every connection after the others left one waiting DEFER_LIMIT:
+#: a stopped or blocked worker's count is never updated, and must not slow the others.
+DEFER_BACKOFF = 1.0
 
 
 class LoadSeat:
@@ -293,7 +296,9 @@ class FairAcceptor:
     workers, which then served at half the machine's rate while the other idled. Every worker
     wakes when a connection waits; this one takes one at a time, and leaves it to another
     worker while it holds more than SPREAD_SLACK connections beyond the least loaded one
-    (for DEFER_LIMIT at most). ``seat`` None (a single process) takes every connection.
+    (for DEFER_LIMIT at most; when nobody took it by then, the other may be stopped, and
+    this worker takes every connection for DEFER_BACKOFF). ``seat`` None (a single
+    process) takes every connection.
     Accepted connections go to ``protocol_factory`` (an aiohttp server) as asyncio's would.
     """
 
@@ -305,6 +310,7 @@ class FairAcceptor:
         self._reading = False
         self._stopped = False
         self._deferring_since: float | None = None
+        self._takes_all_until = 0.0
         self._connecting: set[asyncio.Task] = set()
 
     def start(self) -> None:
@@ -337,14 +343,15 @@ class FairAcceptor:
             return False
         held = len(self._protocol_factory.connections) + len(self._connecting)
         self._seat.write(held)
-        if held <= self._seat.least() + SPREAD_SLACK:
+        now = self._loop.time()
+        if held <= self._seat.least() + SPREAD_SLACK or now < self._takes_all_until:
             self._deferring_since = None
             return False
-        now = self._loop.time()
         if self._deferring_since is None:
             self._deferring_since = now
         if now - self._deferring_since >= DEFER_LIMIT:
             self._deferring_since = None
+            self._takes_all_until = now + DEFER_BACKOFF
             return False
         return True
 
