@@ -286,3 +286,24 @@ async def test_new_user_with_a_reused_id_never_gets_the_old_users_answers(
     detail = await client.get(path, headers=new_headers)
 
     assert (new_id, page.status, await page.json(), detail.status) == (old_id, 200, [], 404)
+
+
+async def test_refresh_after_a_restore_that_put_versions_back_shows_the_change(
+    client, db, factory, owner
+):
+    user_id, headers = owner
+    print_id = await factory.print(user_id)
+    await _get(client, PAGE, headers)
+    # As a restore does: the sequence goes back to a value from before, and a change then
+    # draws a version lower than the one the worker holds.
+    await db.execute("SELECT setval('data_version_seq', 1)")
+    await db.execute("UPDATE prints SET alert_overwrite = 'FAILED' WHERE id = $1", print_id)
+    await _settled()
+    stale = await (await client.get(PAGE, headers=headers)).json()
+
+    await db.execute("SELECT refresh_data_versions()")
+    await _settled()
+    response = await client.get(PAGE, headers=headers)
+
+    assert [item["alert_overwrite"] for item in stale] == [None]
+    assert [item["alert_overwrite"] for item in await response.json()] == ["FAILED"]

@@ -101,7 +101,7 @@ async def test_readyz_answers_503_naming_the_migrations_not_applied(unmigrated_c
     assert response.status == 503
     assert await response.json() == {
         "detail": "Migrations not applied: 0001_initial, 0002_data_versions, 0003_login_attempts,"
-        " 0004_new_users_get_a_version."
+        " 0004_new_users_get_a_version, 0005_refresh_data_versions."
     }
 
 
