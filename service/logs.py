@@ -78,6 +78,8 @@ class BatchingStreamHandler(logging.StreamHandler):
     most one iteration late. Outside a loop, and from other threads, a line goes out at once.
     ``flush()`` writes what waits; call it before a process ends without running
     ``logging.shutdown()`` (os._exit).
+    XXX: a loop that hangs holds the lines of its iteration until it runs again, so the
+    last lines before a hang show up only after it.
     """
 
     def __init__(self, stream=None) -> None:
