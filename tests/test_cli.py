@@ -1074,6 +1074,31 @@ async def test_serve_on_tcp_answers_then_stops_on_sigterm(printapi, factory, own
         assert stop(server) == 0, output(server)
 
 
+def established(pid: int, port: int) -> int:
+    """How many connections to ``port`` the process ``pid`` holds open."""
+    return sum(
+        1
+        for connection in psutil.Process(pid).net_connections("tcp")
+        if connection.laddr.port == port and connection.status == "ESTABLISHED"
+    )
+
+
+async def spread_of_a_client_pool(url: str, port: int, workers: list[int]):
+    """The answers to 640 requests from a pool of 32 keep-alive connections, opened as the
+    requests pile up, as a proxy's or a load generator's pool is; and how many of those
+    connections each worker holds."""
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def ask() -> int:
+            async with session.get(url) as response:
+                await response.read()
+                return response.status
+
+        statuses = await asyncio.gather(*(ask() for _ in range(640)))
+        return statuses, {pid: established(pid, port) for pid in workers}
+
+
 async def test_serve_spreads_connections_opened_under_load_over_its_workers(printapi):
     port = free_port()
     url = f"http://127.0.0.1:{port}/healthz"
@@ -1081,27 +1106,40 @@ async def test_serve_spreads_connections_opened_under_load_over_its_workers(prin
     with running(printapi.start(*command)) as server:
         async with aiohttp.ClientSession() as session:
             await wait_until_answering(server, session, url)
-        workers = children(server.pid)
 
-        # A client pool of 32 keep-alive connections, opened as requests pile up, as a
-        # proxy's or a load generator's is: 640 requests at once.
-        connector = aiohttp.TCPConnector(limit=32)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        statuses, held = await spread_of_a_client_pool(url, port, children(server.pid))
 
-            async def ask() -> int:
-                async with session.get(url) as response:
-                    await response.read()
-                    return response.status
+    assert statuses == [200] * 640
+    assert sum(held.values()) == 32
+    assert min(held.values()) >= 8, held
 
-            statuses = await asyncio.gather(*(ask() for _ in range(640)))
-            held = {
-                pid: sum(
-                    1
-                    for connection in psutil.Process(pid).net_connections("tcp")
-                    if connection.laddr.port == port and connection.status == "ESTABLISHED"
-                )
-                for pid in workers
-            }
+
+async def test_a_replaced_worker_takes_its_share_of_connections(printapi):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/healthz"
+    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+    with running(printapi.start(*command)) as server:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(server, session, url)
+        killed = children(server.pid)[0]
+        os.kill(killed, signal.SIGKILL)
+        workers = await wait_for_workers(server, 2, gone={killed})
+        replacement = max(workers, key=lambda pid: psutil.Process(pid).create_time())
+        # Until its loop runs, the replacement takes nothing: ask on new connections until
+        # one lands on it (10 s at most).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(reader.readline(), 10)
+            landed = established(replacement, port)
+            writer.close()
+            await writer.wait_closed()
+            if landed:
+                break
+            await asyncio.sleep(0.05)
+
+        statuses, held = await spread_of_a_client_pool(url, port, workers)
 
     assert statuses == [200] * 640
     assert sum(held.values()) == 32
