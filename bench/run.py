@@ -262,6 +262,18 @@ def drive(url: str, headers: dict, duration: float, warmup: float, script=None):
     return wrk.run(url, headers, duration, connections=CONNECTIONS, threads=THREADS, script=script)
 
 
+def measure(label: str, url: str, headers: dict, script, duration: float, warmup: float):
+    """One scenario driven by wrk (``drive``), logged before and after."""
+    log(f"wrk {label}: {warmup:.0f} s warm-up, {duration:.0f} s measured")
+    measured = from_wrk(drive(url, headers, duration, warmup, script))
+    log(
+        f"  {measured.rate:,.0f} req/s, p50 {measured.p50_ms:.2f} ms, p99"
+        f" {measured.p99_ms:.2f} ms, non-2xx/3xx {measured.errors},"
+        f" socket errors {measured.socket_errors}"
+    )
+    return measured
+
+
 def measure_rss(port: int, server_pid: int, headers: dict, expected: int, times: int) -> dict:
     """A worker's VmRSS around ``times`` streams of the whole list on one connection."""
     workers = children_of(server_pid)
@@ -521,11 +533,14 @@ def _bench(scratch: Path, url, workers, duration, warmup, rss_requests, began) -
 
     checks: list[str] = []
     rows: list[Row] = []
+
+    def serve_command(port: int) -> list[str]:
+        return [PRINTAPI, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url}
-    command = [PRINTAPI, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
     serve_log = scratch / "serve.log"
-    with running(command, env, serve_log, "printapi serve") as server:
+    with running(serve_command(port), env, serve_log, "printapi serve") as server:
         wait_ready(port, server, list_auth, serve_log)
         base = f"http://{HOST}:{port}"
 
@@ -560,16 +575,10 @@ def _bench(scratch: Path, url, workers, duration, warmup, rss_requests, began) -
             ("e", "PATCH verdict", detail_path, list_auth, wrk.PATCH_SCRIPT, "patch"),
         ]
         for key, name, path, headers, script, db_key in scenarios:
-            log(f"wrk {key}. {name}: {warmup:.0f} s warm-up, {duration:.0f} s measured")
-            measured = from_wrk(drive(base + path, headers, duration, warmup, script))
+            measured = measure(f"{key}. {name}", base + path, headers, script, duration, warmup)
             # Answered from kept answers, a row reaches no database: it has no ceiling there.
             reads = trips is None or trips.get(key, 1) > 0
             rows.append(Row(key, name, path, measured, db_key=db_key if reads else None))
-            log(
-                f"  {measured.rate:,.0f} req/s, p50 {measured.p50_ms:.2f} ms, p99"
-                f" {measured.p99_ms:.2f} ms, non-2xx/3xx {measured.errors},"
-                f" socket errors {measured.socket_errors}"
-            )
 
         # f: the ETag of a plain GET taken once the PATCHes' announcements have settled.
         etag = settled_etag(port, list_auth)
@@ -612,21 +621,15 @@ def _bench(scratch: Path, url, workers, duration, warmup, rss_requests, began) -
     # after a change does. These rows meet the database ceilings.
     port = free_port()
     read_env = {**env, "PRINTAPI_ANSWER_CACHE_BYTES": "0"}
-    command = [PRINTAPI, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
     read_log = scratch / "serve-read.log"
-    with running(command, read_env, read_log, "printapi serve, nothing kept") as server:
+    read_name = "printapi serve, nothing kept"
+    with running(serve_command(port), read_env, read_log, read_name) as server:
         wait_ready(port, server, list_auth, read_log)
         base = f"http://{HOST}:{port}"
         for key, name, path, headers, script, db_key in scenarios[:4]:
             key, name = f"{key}'", f"{name}, read each time"
-            log(f"wrk {key} {name}: {warmup:.0f} s warm-up, {duration:.0f} s measured")
-            measured = from_wrk(drive(base + path, headers, duration, warmup, script))
+            measured = measure(f"{key}. {name}", base + path, headers, script, duration, warmup)
             rows.append(Row(key, name, path, measured, db_key=db_key))
-            log(
-                f"  {measured.rate:,.0f} req/s, p50 {measured.p50_ms:.2f} ms, p99"
-                f" {measured.p99_ms:.2f} ms, non-2xx/3xx {measured.errors},"
-                f" socket errors {measured.socket_errors}"
-            )
         read_peak = next(row for row in rows if row.key == "a'").measured.rate
         log(f"p99 at half the peak of a' ({read_peak / 2:,.0f}/s) for {duration:.0f} s")
         read_half, read_half_how = half_rate(port, list_auth, read_peak, duration)
