@@ -1099,14 +1099,21 @@ async def spread_of_a_client_pool(url: str, port: int, workers: list[int]):
         return statuses, {pid: established(pid, port) for pid in workers}
 
 
-async def test_serve_spreads_connections_opened_under_load_over_its_workers(printapi):
+@contextlib.asynccontextmanager
+async def two_workers(printapi):
+    """``printapi serve --workers 2`` on a free port of 127.0.0.1, answering: (the parent
+    process, the port, the URL of /healthz). Stopped by its pid when the block is left."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/healthz"
     command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
     with running(printapi.start(*command)) as server:
         async with aiohttp.ClientSession() as session:
             await wait_until_answering(server, session, url)
+        yield server, port, url
 
+
+async def test_serve_spreads_connections_opened_under_load_over_its_workers(printapi):
+    async with two_workers(printapi) as (server, port, url):
         statuses, held = await spread_of_a_client_pool(url, port, children(server.pid))
 
     assert statuses == [200] * 640
@@ -1115,12 +1122,7 @@ async def test_serve_spreads_connections_opened_under_load_over_its_workers(prin
 
 
 async def test_a_replaced_worker_takes_its_share_of_connections(printapi):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/healthz"
-    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
-    with running(printapi.start(*command)) as server:
-        async with aiohttp.ClientSession() as session:
-            await wait_until_answering(server, session, url)
+    async with two_workers(printapi) as (server, port, url):
         killed = children(server.pid)[0]
         os.kill(killed, signal.SIGKILL)
         workers = await wait_for_workers(server, 2, gone={killed})
@@ -1147,12 +1149,7 @@ async def test_a_replaced_worker_takes_its_share_of_connections(printapi):
 
 
 async def test_a_stopped_worker_does_not_slow_the_other_taking_new_connections(printapi):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/healthz"
-    command = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
-    with running(printapi.start(*command)) as server:
-        async with aiohttp.ClientSession() as session:
-            await wait_until_answering(server, session, url)
+    async with two_workers(printapi) as (server, _, url):
         stopped, _ = children(server.pid)
         os.kill(stopped, signal.SIGSTOP)
         try:
