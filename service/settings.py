@@ -288,12 +288,17 @@ def _dsn_problem(url: str) -> str | None:
 
 
 def _pool_min_size(environ) -> int:
+    return _within_pool(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0)
+
+
+def _within_pool(environ, name: str, default: int, minimum: int) -> int:
+    """The integer setting ``name``, which counts connections of the pool: at most
+    PRINTAPI_POOL_MAX_SIZE."""
     pool_max_size = _int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1)
-    value = _int(environ, "PRINTAPI_POOL_MIN_SIZE", 1, 0)
+    value = _int(environ, name, default, minimum)
     if value > pool_max_size:
         raise SettingsError(
-            f"PRINTAPI_POOL_MIN_SIZE must be at most PRINTAPI_POOL_MAX_SIZE ({pool_max_size}),"
-            f" not {value}"
+            f"{name} must be at most PRINTAPI_POOL_MAX_SIZE ({pool_max_size}), not {value}"
         )
     return value
 
@@ -345,14 +350,7 @@ def _origin(entry: str) -> str:
 def _long_request_connections(environ) -> int | None:
     if not environ.get("PRINTAPI_LONG_REQUEST_CONNECTIONS"):
         return None
-    pool_max_size = _int(environ, "PRINTAPI_POOL_MAX_SIZE", 10, 1)
-    value = _int(environ, "PRINTAPI_LONG_REQUEST_CONNECTIONS", 1, 1)
-    if value > pool_max_size:
-        raise SettingsError(
-            f"PRINTAPI_LONG_REQUEST_CONNECTIONS must be at most PRINTAPI_POOL_MAX_SIZE"
-            f" ({pool_max_size}), not {value}"
-        )
-    return value
+    return _within_pool(environ, "PRINTAPI_LONG_REQUEST_CONNECTIONS", 1, 1)
 
 
 def _direct_database_url(environ, database_url: str | None) -> str | None:
