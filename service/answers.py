@@ -4,10 +4,11 @@ Dashboards ask for the same page every few seconds, and mostly nothing changed. 
 answer whose label still equals the user's current data version (service/changes.py) is
 sent again as it is, or as a 304 when the client sends its ETag back, with no statement.
 
-Why a label is safe: it is the version read *before* the answer's rows, so the rows are
-that version's state or a newer one. A newer state means a newer version exists; once its
-announcement arrives, the label no longer matches and the next request reads again. Until
-then the client gets an answer at least as new as the version says, never an older one.
+Why a label is safe: it is the version read *before* the answer's rows, or in the same
+statement as them, so the rows are that version's state or a newer one. A newer state
+means a newer version exists; once its announcement arrives, the label no longer matches
+and the next request reads again. Until then the client gets an answer at least as new as
+the version says, never an older one.
 """
 
 import collections

@@ -291,9 +291,9 @@ class FairAcceptor:
     """Accepts connections on a listening socket that every worker shares, and spreads them.
 
     asyncio's own server accepts as many waiting connections as its backlog (128 through
-    aiohttp) each time the socket is ready, so the first worker to wake took a whole burst:
-    32 connections opened at once by wrk or by a proxy's pool all went to one of two
-    workers, which then served at half the machine's rate while the other idled. Every worker
+    aiohttp) each time the socket is ready, so the first worker to wake took most of a
+    burst: of 32 connections opened at once, by one client 26 to 32 and by wrk 17 to 26 went
+    to one of two workers, which then served near its own limit while the other idled. Every worker
     wakes when a connection waits; this one takes one at a time, and leaves it to another
     worker while it holds more than SPREAD_SLACK connections beyond the least loaded one
     (for DEFER_LIMIT at most; when nobody took it by then, the other may be stopped, and
